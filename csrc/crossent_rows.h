@@ -1,0 +1,126 @@
+/*
+ * crossent_rows.h -- the row and block functions both compiled backends call.
+ *
+ * Every function here works on CONTIGUOUS buffers: the loops (pyx/ and
+ * csrc/crossent_loops.c) stage strided data into contiguous buffers before
+ * calling them, so that a strided input gives the same bits as a contiguous
+ * one.  The math itself lives in crossent_math.h (static inline primitives);
+ * this layer is compiled once per SIMD target (baseline, AVX2, AVX-512) and
+ * the exported names below jump to the variant chosen at import
+ * (ce_simd_select), so callers never see the dispatch.
+ *
+ * No Python.h here: this is plain C99.
+ */
+#ifndef CROSSENT_ROWS_H
+#define CROSSENT_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fixed block sizes: the partial sums of a reduction are taken over these
+ * blocks and added in block order, so results never depend on n_threads. */
+#define CE_BLOCK_ELEMS 4096
+#define CE_BLOCK_ROWS 64
+
+/* ---- SIMD dispatch --------------------------------------------------- */
+/* Select a variant: "baseline", "avx2", "avx512" or NULL/"" for the best the
+ * CPU supports.  Returns 0 on success, -1 if the variant is not available
+ * (the selection is then unchanged).  Called once at import; the environment
+ * variable CROSSENT_SIMD (read by the Python side) can force "baseline". */
+int ce_simd_select(const char *variant);
+/* Name of the variant in use, e.g. "avx512". */
+const char *ce_simd_name(void);
+/* Comma-separated list of the variants this CPU can run, best last. */
+const char *ce_simd_available(void);
+
+/* ---- sums ------------------------------------------------------------ */
+/* float64 sum of n values in a fixed lane order (identical for every SIMD
+ * variant). */
+double ce_sum_f32(const float *x, ptrdiff_t n);
+double ce_sum_f64(const double *x, ptrdiff_t n);
+
+/* ---- elementwise blocks (n contiguous elements) ----------------------- */
+/* out may be x itself. */
+void ce_sigmoid_f32(const float *x, float *out, ptrdiff_t n);
+void ce_sigmoid_f64(const double *x, double *out, ptrdiff_t n);
+void ce_log_sigmoid_f32(const float *x, float *out, ptrdiff_t n);
+void ce_log_sigmoid_f64(const double *x, double *out, ptrdiff_t n);
+
+/* Binary losses.  w (weight), pw (pos_weight) and s (sample_weight) may be
+ * NULL (= all ones).  loss[i] = w*s*l_i (always written); grad may be NULL,
+ * else grad[i] = grad_scale * w * s * dl_i/dx_i.  Formulas: docs/kernels.md. */
+void ce_bce_block_f32(const float *p, const float *y, const float *w,
+                      const float *s, float *loss, float *grad,
+                      double grad_scale, ptrdiff_t n);
+void ce_bce_block_f64(const double *p, const double *y, const double *w,
+                      const double *s, double *loss, double *grad,
+                      double grad_scale, ptrdiff_t n);
+void ce_bce_logits_block_f32(const float *z, const float *y, const float *w,
+                             const float *pw, const float *s,
+                             double label_smoothing, float *loss, float *grad,
+                             double grad_scale, ptrdiff_t n);
+void ce_bce_logits_block_f64(const double *z, const double *y, const double *w,
+                             const double *pw, const double *s,
+                             double label_smoothing, double *loss,
+                             double *grad, double grad_scale, ptrdiff_t n);
+void ce_mse_block_f32(const float *x, const float *t, const float *w,
+                      const float *s, float *loss, float *grad,
+                      double grad_scale, ptrdiff_t n);
+void ce_mse_block_f64(const double *x, const double *t, const double *w,
+                      const double *s, double *loss, double *grad,
+                      double grad_scale, ptrdiff_t n);
+
+/* ---- rows (n contiguous classes) -------------------------------------- */
+double ce_row_max_f32(const float *z, ptrdiff_t n);
+double ce_row_max_f64(const double *z, ptrdiff_t n);
+/* log(sum(exp(z))), max-shifted; returned rounded to the row's dtype. */
+float ce_row_logsumexp_f32(const float *z, ptrdiff_t n);
+double ce_row_logsumexp_f64(const double *z, ptrdiff_t n);
+/* out may be z itself. */
+void ce_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
+void ce_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
+void ce_log_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
+void ce_log_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
+
+/* Multiclass losses of one row.  class_weight may be NULL (= all ones); it is
+ * float64 for both dtypes.  Return the class-weighted loss of the row (NOT
+ * multiplied by the sample weight; the loop does that).  grad may be NULL,
+ * else grad[c] = grad_scale * dl/dx_c (the loop folds the sample weight into
+ * grad_scale).  Formulas: docs/kernels.md. */
+float ce_softmax_xent_index_row_f32(const float *z, ptrdiff_t n, ptrdiff_t target,
+                                    const double *class_weight, double label_smoothing,
+                                    float *grad, double grad_scale);
+double ce_softmax_xent_index_row_f64(const double *z, ptrdiff_t n, ptrdiff_t target,
+                                     const double *class_weight, double label_smoothing,
+                                     double *grad, double grad_scale);
+float ce_softmax_xent_soft_row_f32(const float *z, const float *y, ptrdiff_t n,
+                                   const double *class_weight, double label_smoothing,
+                                   float *grad, double grad_scale);
+double ce_softmax_xent_soft_row_f64(const double *z, const double *y, ptrdiff_t n,
+                                    const double *class_weight, double label_smoothing,
+                                    double *grad, double grad_scale);
+float ce_categorical_xent_index_row_f32(const float *p, ptrdiff_t n, ptrdiff_t target,
+                                        const double *class_weight, double label_smoothing,
+                                        float *grad, double grad_scale);
+double ce_categorical_xent_index_row_f64(const double *p, ptrdiff_t n, ptrdiff_t target,
+                                         const double *class_weight, double label_smoothing,
+                                         double *grad, double grad_scale);
+float ce_categorical_xent_soft_row_f32(const float *p, const float *y, ptrdiff_t n,
+                                       const double *class_weight, double label_smoothing,
+                                       float *grad, double grad_scale);
+double ce_categorical_xent_soft_row_f64(const double *p, const double *y, ptrdiff_t n,
+                                        const double *class_weight, double label_smoothing,
+                                        double *grad, double grad_scale);
+float ce_nll_index_row_f32(const float *x, ptrdiff_t n, ptrdiff_t target,
+                           const double *class_weight, float *grad, double grad_scale);
+double ce_nll_index_row_f64(const double *x, ptrdiff_t n, ptrdiff_t target,
+                            const double *class_weight, double *grad, double grad_scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CROSSENT_ROWS_H */

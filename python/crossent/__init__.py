@@ -1,0 +1,55 @@
+"""crossent: fast cross-entropy losses and their gradients for NumPy.
+
+Every function validates its arguments once, then runs one compiled kernel
+(Cython, or the C fallback) or the NumPy reference; see ``crossent.info()``.
+The formulas and their derivations are in docs/math.md.
+"""
+import sysconfig
+
+from . import _backends
+from ._api import (binary_cross_entropy, binary_cross_entropy_with_logits, categorical_cross_entropy,
+                   cross_entropy, log_sigmoid, log_softmax, logsumexp, mse_loss, nll_loss, sigmoid,
+                   softmax)
+from ._backends import (backends, get_backend, get_num_threads, set_backend, set_num_threads,
+                        use_backend)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "categorical_cross_entropy", "nll_loss", "mse_loss",
+    "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
+    "get_num_threads", "info", "linear", "evaluate",
+]
+
+
+def info():
+    """A dict describing this installation: version, backends, the default
+    backend, the SIMD variant its kernels use, threads, OpenMP, compiler and
+    build flags."""
+    default = _backends.get_backend()
+    kernel_info = _backends.module(default).info()
+    return {
+        "version": __version__,
+        "backends": backends(),
+        "default_backend": default,
+        "simd": kernel_info.get("simd"),
+        "simd_available": kernel_info.get("simd_available"),
+        "num_threads": get_num_threads(),
+        "cpu_count": _backends.cpu_count(),
+        "openmp": kernel_info.get("openmp"),
+        "compiler": sysconfig.get_config_var("CC"),
+        "build_flags": kernel_info.get("build_flags"),
+    }
+
+
+def __getattr__(name):
+    # linear and evaluate are imported on first use, to keep `import crossent` light.
+    if name == "linear":
+        from . import linear
+        return linear
+    if name == "evaluate":
+        from ._eval import evaluate
+        return evaluate
+    raise AttributeError(f"module 'crossent' has no attribute {name!r}")

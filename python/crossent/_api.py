@@ -1,0 +1,513 @@
+"""The public functions: validate once (``_validate``), run one kernel of the
+chosen backend (``_backends``), apply the reduction the same way for every
+backend.  The math itself is in the kernels; see docs/math.md for the
+formulas and docs/kernels.md for the kernel interface.
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from . import _backends
+from ._validate import (as_prediction, check_axis, check_out, elementwise_plan, fold,
+                        move_class_axis, multiclass_plan)
+
+__all__ = [
+    "sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "categorical_cross_entropy", "nll_loss", "mse_loss",
+]
+
+
+# ---------------------------------------------------------------- runners
+
+def _mean(total, denominator):
+    """total / denominator in float64; 0/0 is nan (as PyTorch), x/0 is ±inf."""
+    if denominator:
+        return total / denominator
+    return math.nan if total == 0 or math.isnan(total) else math.copysign(math.inf, total)
+
+
+LossSums = namedtuple("LossSums", "loss_sum denominator dtype backend")
+
+
+def _fold_outputs(plan, losses, grad):
+    """Fold the plan's inputs together with the outputs: canonical views."""
+    grad_m = grad if grad is None or plan.axis is None else move_class_axis(grad, plan.axis)
+    n_in = len(plan.inputs)
+    folded = fold(plan.lead_shape, plan.inputs + [losses, grad_m], inputs_ok_to_copy=range(n_in))
+    return folded[:n_in], folded[n_in], folded[n_in + 1]
+
+
+def _sums(plan, module, n_threads, losses, grad, acc=(0.0, 0.0)):
+    """Run the plan's kernel: (acc[0] + Σ weighted losses, acc[1] + Σ weights).
+
+    The weight sum is computed only when the mean needs it (or a gradient
+    scaled by it); both sums are block-ordered, so block-aligned chunks chained
+    through ``acc`` give the one-shot bits (crossent.evaluate relies on it).
+    """
+    if plan.pred.size == 0:
+        return acc
+    inputs, losses_v, grad_v = _fold_outputs(plan, losses, grad)
+    denominator = (plan.denominator(module, n_threads, inputs, acc[1])
+                   if plan.reduction == "mean" else 1.0)
+    scale = 1.0 / denominator if denominator else 0.0
+    total = getattr(module, plan.kernel)(*plan.make_args(inputs), losses_v, grad_v,
+                                          scale, n_threads, acc[0])
+    return total, denominator
+
+
+def finish_reduction(sums, reduction):
+    """The reduced loss from its sums: "sum" or "mean" (0/0 is nan, as PyTorch)."""
+    dtype = sums.dtype
+    if reduction == "sum":
+        return dtype.type(sums.loss_sum)
+    return dtype.type(_mean(sums.loss_sum, sums.denominator))
+
+
+def _run_loss(plan, module, n_threads, return_grad, grad_out):
+    n_threads = _backends.resolve_n_threads(n_threads)
+    dtype = plan.dtype
+    if grad_out is not None:
+        if not return_grad:
+            raise ValueError("grad_out: given without return_grad=True")
+        grad = check_out(grad_out, plan.pred.shape, dtype, plan.user_inputs, name="grad_out",
+                         contiguous=True, in_place_ok=False)
+    else:
+        grad = np.empty(plan.pred.shape, dtype) if return_grad else None
+    losses = np.empty(plan.lead_shape, dtype) if plan.reduction == "none" else None
+    total, denominator = _sums(plan, module, n_threads, losses, grad)
+    if plan.reduction == "none":
+        loss = losses
+    else:
+        loss = finish_reduction(LossSums(total, denominator, dtype, module.NAME), plan.reduction)
+    return (loss, grad) if return_grad else loss
+
+
+def loss_sums(name, pred, target, *, acc=(0.0, 0.0), backend=None, n_threads=None, **kwargs):
+    """The sums behind loss ``name``'s mean, continuing from ``acc``.
+
+    ``kwargs`` are the loss's own keywords (axis, weight, sample_weight,
+    pos_weight, ignore_index, label_smoothing), validated as the public
+    function does. Returns ``LossSums(loss_sum, denominator, dtype, backend)``;
+    :func:`finish_reduction` turns it into the loss.
+    """
+    module = _backends.module(backend)
+    plan = _PLANNERS[name](module, pred, target, reduction="mean", **kwargs)
+    n_threads = _backends.resolve_n_threads(n_threads)
+    total, denominator = _sums(plan, module, n_threads, None, None, acc)
+    return LossSums(total, denominator, plan.dtype, module.NAME)
+
+
+def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=True):
+    """Run an activation over the whole array (axis None) or over rows along
+    ``axis``; ``keeps_class_axis`` is False for logsumexp, whose result drops it."""
+    module = _backends.module(backend)
+    n_threads = _backends.resolve_n_threads(n_threads)
+    z = as_prediction(x, "z")
+    if axis is not None:
+        axis = check_axis(axis, z.ndim, "z")
+    out_shape = z.shape if keeps_class_axis else z.shape[:axis] + z.shape[axis + 1:]
+    if out is None:
+        result = np.empty(out_shape, z.dtype)
+    else:
+        result = check_out(out, out_shape, z.dtype, [z])
+    if z.size == 0:
+        if not keeps_class_axis:
+            result[...] = -np.inf   # log of an empty sum
+        return result
+    if axis is None:
+        lead_shape, operands = z.shape, [z, result]
+    else:
+        lead_shape = out_shape if not keeps_class_axis else z.shape[:axis] + z.shape[axis + 1:]
+        result_m = result if not keeps_class_axis else move_class_axis(result, axis)
+        operands = [move_class_axis(z, axis), result_m]
+    try:
+        z_v, out_v = fold(lead_shape, operands, inputs_ok_to_copy=(0,))
+    except ValueError:
+        # an ``out=`` whose layout folds into no two axes: compute aside, then copy
+        fresh = _run_activation(kernel, z, axis, None, backend, n_threads, keeps_class_axis)
+        result[...] = fresh
+        return result
+    getattr(module, kernel)(z_v, out_v, n_threads)
+    if out is None and result.ndim == 0:
+        return result[()]
+    return result
+
+
+# ------------------------------------------------------------ activations
+
+def sigmoid(z, *, out=None, backend=None, n_threads=None):
+    """Logistic sigmoid, elementwise: ``σ(z) = 1 / (1 + exp(−z))``.
+
+    Computed as ``1/(1+e)`` or ``e/(1+e)`` with ``e = exp(−|z|)``, so it is
+    stable for every z (no overflow for z → −inf).
+
+    Parameters
+    ----------
+    z : array_like
+        Any shape. float32 stays float32, float64 float64, float16 is
+        computed in float32, integer/bool in float64.
+    out : ndarray, optional
+        Where to write the result: the result's shape and dtype; may be ``z``
+        itself (in place).
+    backend, n_threads : see :func:`crossent.set_backend`, :func:`crossent.set_num_threads`.
+
+    Returns
+    -------
+    ndarray of the computation dtype.
+
+    Example
+    -------
+    >>> crossent.sigmoid(np.array([-1000.0, 0.0, 2.0]))
+    array([0.        , 0.5       , 0.88079708])
+    """
+    return _run_activation("sigmoid", z, None, out, backend, n_threads)
+
+
+def log_sigmoid(z, *, out=None, backend=None, n_threads=None):
+    """``log σ(z) = −softplus(−z) = min(z, 0) − log1p(exp(−|z|))``, elementwise.
+
+    Never ``-inf`` for finite z: ``log_sigmoid(-1000.) == -1000.``.
+    Arguments and dtypes as :func:`sigmoid`.
+
+    Example
+    -------
+    >>> crossent.log_sigmoid(np.array([-1000.0, 0.0]))
+    array([-1000.        ,    -0.69314718])
+    """
+    return _run_activation("log_sigmoid", z, None, out, backend, n_threads)
+
+
+def softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
+    """``softmax(z)_c = exp(z_c − m) / Σ_k exp(z_k − m)`` along ``axis``, ``m = max_k z_k``.
+
+    Max-shifted, so no overflow. ``out`` may be ``z`` itself. Arguments and
+    dtypes as :func:`sigmoid`, plus ``axis`` (the class axis, default last).
+
+    Example
+    -------
+    >>> crossent.softmax(np.array([[1.0, 2.0, 3.0]]))
+    array([[0.09003057, 0.24472847, 0.66524096]])
+    """
+    return _run_activation("softmax", z, axis, out, backend, n_threads)
+
+
+def log_softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
+    """``log_softmax(z)_c = z_c − m − log Σ_k exp(z_k − m)`` along ``axis``.
+
+    Max-shifted; no ``log(0)``, so very negative logits give large finite
+    values, not ``-inf``. ``out`` may be ``z`` itself.
+
+    Example
+    -------
+    >>> crossent.log_softmax(np.array([0.0, 1000.0]))
+    array([-1000.,     0.])
+    """
+    return _run_activation("log_softmax", z, axis, out, backend, n_threads)
+
+
+def logsumexp(z, axis=-1, *, backend=None, n_threads=None):
+    """``log Σ_k exp(z_k)`` along ``axis``, max-shifted (as ``scipy.special.logsumexp``).
+
+    Returns an array of ``z``'s shape without ``axis`` (a scalar for 1-D input),
+    in the computation dtype. An empty axis gives ``-inf``.
+
+    Example
+    -------
+    >>> float(crossent.logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    """
+    return _run_activation("logsumexp", z, axis, None, backend, n_threads, keeps_class_axis=False)
+
+
+# ---------------------------------------------------------- binary losses
+
+_LOSS_ARGS = """
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is ``Σ wᵢ·lᵢ / Σ wᵢ`` (SPEC §1.5), ``"sum"`` ``Σ wᵢ·lᵢ``,
+        ``"none"`` the weighted per-sample losses. Sums are accumulated in
+        float64 and rounded once to the computation dtype.
+    return_grad : bool
+        Also return the gradient of the reduced loss w.r.t. the first argument
+        (shape of that argument, computation dtype), from the same pass.
+    grad_out : ndarray, optional
+        A preallocated C-contiguous writable array for the gradient (needs
+        ``return_grad=True``); reusing one saves the allocation.
+    backend : {"cython", "c", "numpy"}, optional
+        None: the current default (:func:`crossent.get_backend`).
+    n_threads : int, optional
+        None: all cores this process may use. Results are bitwise identical
+        for every value.
+
+    Returns
+    -------
+    loss : numpy scalar (``"mean"``/``"sum"``) or ndarray (``"none"``)
+    grad : ndarray, only with ``return_grad=True``
+"""
+
+
+def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="mean",
+                         return_grad=False, grad_out=None, backend=None, n_threads=None):
+    """Binary cross-entropy from probabilities.
+
+    ``l = −(y·max(log p, −100) + (1 − y)·max(log(1 − p), −100))``, each log
+    clamped at −100 as PyTorch does, so ``p`` = 0 or 1 give finite losses.
+    Gradient ``∂l/∂p = (p − y) / max(p(1 − p), 1e−12)``.
+
+    Parameters
+    ----------
+    p : array_like
+        Probabilities in [0, 1] (outside: ``ValueError``; NaN propagates).
+    y : array_like
+        Targets of ``p``'s shape (usually 0/1; any value in [0, 1] works).
+    weight : array_like, optional
+        Element-wise rescaling, broadcastable to ``p`` (PyTorch's ``weight``);
+        the mean still divides by the element count (or Σ sample_weight).
+    sample_weight : array_like, optional
+        Broadcastable to ``p``; the mean divides by its sum.
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> float(crossent.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1.0, 0.0])))
+    0.164252033486018
+    """
+    module = _backends.module(backend)
+    plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean"):
+    plan = elementwise_plan("bce", p, y, pred_name="p", weight=weight,
+                            sample_weight=sample_weight, reduction=reduction)
+    _check_probabilities(plan.pred, "p")
+    return plan
+
+
+def _check_probabilities(p, name):
+    if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
+        bad = np.flatnonzero((p < 0) | (p > 1))
+        if bad.size:  # (NaN alone makes min/max fail the test but is allowed)
+            where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))
+            raise ValueError(f"{name}: expected probabilities in [0, 1], got {p[where]} "
+                             f"at position {where}")
+
+
+def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, sample_weight=None,
+                                     label_smoothing=0.0, reduction="mean", return_grad=False,
+                                     grad_out=None, backend=None, n_threads=None):
+    """Binary cross-entropy from logits, stable for every z.
+
+    ``l = (1 − y')·z + lw·softplus(−z)`` with ``softplus(x) = log1p(exp(x))``
+    computed as ``max(x, 0) + log1p(exp(−|x|))``, ``lw = 1 + (pos_weight − 1)·y'``
+    and ``y' = y(1 − ε) + ε/2`` (label smoothing ε). Gradient
+    ``∂l/∂z = lw·σ(z) − pos_weight·y'`` (``σ(z) − y'`` without pos_weight).
+    ``z = +inf, y = 1`` gives 0.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits, any shape.
+    y : array_like
+        Targets of ``z``'s shape.
+    weight : array_like, optional
+        Element-wise rescaling broadcastable to ``z`` (PyTorch's ``weight``).
+    pos_weight : array_like, optional
+        Weight of the positive term, broadcast along the last axis (PyTorch's
+        ``pos_weight``, e.g. one per class of a multi-label problem).
+    sample_weight : array_like, optional
+        Broadcastable to ``z``; the mean divides by its sum.
+    label_smoothing : float in [0, 1]
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> loss, grad = crossent.binary_cross_entropy_with_logits(
+    ...     np.array([2.0, -1.0]), np.array([1.0, 0.0]), return_grad=True)
+    """
+    module = _backends.module(backend)
+    plan = _plan_bce_with_logits(module, z, y, weight=weight, pos_weight=pos_weight,
+                                 sample_weight=sample_weight, label_smoothing=label_smoothing,
+                                 reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_bce_with_logits(module, z, y, *, weight=None, pos_weight=None, sample_weight=None,
+                          label_smoothing=0.0, reduction="mean"):
+    return elementwise_plan("bce_with_logits", z, y, pred_name="z", weight=weight,
+                            pos_weight=pos_weight, sample_weight=sample_weight,
+                            label_smoothing=label_smoothing, reduction=reduction)
+
+
+def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
+             return_grad=False, grad_out=None, backend=None, n_threads=None):
+    """Mean squared error ``l = (pred − target)²``, gradient ``2(pred − target)``.
+
+    As ``torch.nn.functional.mse_loss``; with ``weight`` (element-wise,
+    broadcastable) the mean is ``Σ s·w·l / Σ s·w`` as PyTorch 2.13 does.
+    The founding note's ``1/(2n) Σ (a − y)²`` is half of the mean
+    (see :func:`crossent.linear.logistic`).
+
+    Parameters
+    ----------
+    pred, target : array_like
+        Same shape.
+    weight, sample_weight : array_like, optional
+        Broadcastable to ``pred``.
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> float(crossent.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
+    2.5
+    """
+    module = _backends.module(backend)
+    plan = _plan_mse(module, pred, target, weight=weight, sample_weight=sample_weight,
+                     reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_mse(module, pred, target, *, weight=None, sample_weight=None, reduction="mean"):
+    return elementwise_plan("mse", pred, target, pred_name="pred", weight=weight,
+                            sample_weight=sample_weight, reduction=reduction,
+                            weights_in_denominator=True)
+
+
+# ------------------------------------------------------ multiclass losses
+
+_MULTICLASS_ARGS = """
+    target : array_like
+        Integer class indices (any int dtype) of the predictions' shape
+        without the class axis, or (where allowed) floating class
+        probabilities of the predictions' own shape (soft targets).
+    axis : int
+        The class axis (default last).
+    weight : array_like, optional
+        One weight per class (length C). With integer targets a sample's
+        weight is ``weight[target]``; with soft targets it weighs each class
+        term inside the sample's loss (as PyTorch).
+    sample_weight : array_like, optional
+        One weight per sample (broadcastable to the target's shape).
+    ignore_index : int
+        Samples whose integer target equals it contribute nothing, to the sum
+        or to the mean's denominator (default -100).
+"""
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                  ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                  return_grad=False, grad_out=None, backend=None, n_threads=None):
+    """Softmax cross-entropy from logits (``torch.nn.functional.cross_entropy``).
+
+    With ``log p = log_softmax(z)`` along ``axis``, integer target t, class
+    weights w and label smoothing ε::
+
+        l = (1 − ε)·w_t·(−log p_t) + (ε/C)·Σ_c w_c·(−log p_c)
+        ∂l/∂z_c = (1 − ε)·w_t·(p_c − [c = t]) + (ε/C)·(W·p_c − w_c),  W = Σ w
+
+    which without weights and smoothing is ``softmax(z) − onehot(t)``. Soft
+    targets y use ``y' = y(1 − ε) + ε/C``, ``l = −Σ_c w_c·y'_c·log p_c`` and
+    ``∂l/∂z = p·Σ_c w_c y'_c − w·y'``. The derivation is in docs/math.md.
+
+    Parameters
+    ----------
+    logits : array_like
+        Any shape with a class axis; float32/float64 (float16 → float32,
+        integers → float64).
+""" + _MULTICLASS_ARGS + """
+    label_smoothing : float in [0, 1]
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> loss, grad = crossent.cross_entropy(z, np.array([0, 2]), return_grad=True)
+    """
+    module = _backends.module(backend)
+    plan = _plan_cross_entropy(module, logits, target, axis=axis, weight=weight,
+                               sample_weight=sample_weight, ignore_index=ignore_index,
+                               label_smoothing=label_smoothing, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_cross_entropy(module, logits, target, *, axis=-1, weight=None, sample_weight=None,
+                        ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    return multiclass_plan("softmax_xent", logits, target, pred_name="logits", axis=axis,
+                           weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
+                           label_smoothing=label_smoothing, reduction=reduction, module=module)
+
+
+def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_weight=None,
+                              ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                              return_grad=False, grad_out=None, backend=None, n_threads=None):
+    """Categorical cross-entropy from probabilities (Keras' ``from_logits=False``,
+    without renormalising the probabilities).
+
+    As :func:`cross_entropy` with ``−log p_c`` replaced by
+    ``−max(log p_c, −100)`` of the given probabilities; the gradient w.r.t.
+    the probabilities uses ``∂(−log p)/∂p = −1/max(p, 1e−12)``.
+
+    Parameters
+    ----------
+    probs : array_like
+        Probabilities in [0, 1] along ``axis`` (outside: ``ValueError``).
+""" + _MULTICLASS_ARGS + """
+    label_smoothing : float in [0, 1]
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> float(crossent.categorical_cross_entropy(np.array([[0.7, 0.2, 0.1]]), np.array([0])))
+    0.35667494393873245
+    """
+    module = _backends.module(backend)
+    plan = _plan_categorical(module, probs, target, axis=axis, weight=weight,
+                             sample_weight=sample_weight, ignore_index=ignore_index,
+                             label_smoothing=label_smoothing, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_weight=None,
+                      ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    plan = multiclass_plan("categorical_xent", probs, target, pred_name="probs", axis=axis,
+                           weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
+                           label_smoothing=label_smoothing, reduction=reduction, module=module)
+    _check_probabilities(plan.pred, "probs")
+    return plan
+
+
+def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ignore_index=-100,
+             reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
+    """Negative log-likelihood ``l = −w_t·x_t`` of log-probabilities x
+    (``torch.nn.functional.nll_loss``); gradient ``−w_t`` at the target class.
+
+    Parameters
+    ----------
+    log_probs : array_like
+        Log-probabilities (e.g. :func:`log_softmax` output) with a class axis.
+""" + _MULTICLASS_ARGS.replace(", or (where allowed) floating class\n        probabilities of the predictions' own shape (soft targets)", "") + _LOSS_ARGS + """
+    Example
+    -------
+    >>> float(crossent.nll_loss(np.log(np.array([[0.5, 0.5]])), np.array([1])))
+    0.6931471805599453
+    """
+    module = _backends.module(backend)
+    plan = _plan_nll(module, log_probs, target, axis=axis, weight=weight,
+                     sample_weight=sample_weight, ignore_index=ignore_index, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_nll(module, log_probs, target, *, axis=-1, weight=None, sample_weight=None,
+              ignore_index=-100, reduction="mean"):
+    return multiclass_plan("nll", log_probs, target, pred_name="log_probs", axis=axis,
+                           weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
+                           label_smoothing=0.0, reduction=reduction, module=module,
+                           soft_allowed=False)
+
+
+# loss name (SPEC §3) -> planner, for crossent.evaluate and the command line
+_PLANNERS = {
+    "binary_cross_entropy": _plan_bce,
+    "binary_cross_entropy_with_logits": _plan_bce_with_logits,
+    "mse_loss": _plan_mse,
+    "cross_entropy": _plan_cross_entropy,
+    "categorical_cross_entropy": _plan_categorical,
+    "nll_loss": _plan_nll,
+}
+LOSSES = tuple(_PLANNERS)

@@ -1,0 +1,138 @@
+"""The backend registry: which kernel modules exist, which one is the default,
+and how many threads the kernels may use.
+
+Fallback order is ``cython -> c -> numpy``: a compiled backend that is not
+built is skipped silently; landing on the NumPy reference warns once.  The
+environment variable ``CROSSENT_BACKEND`` forces the start-up default, and
+``CROSSENT_SIMD=baseline`` forces the portable (non-AVX) kernels.
+"""
+import contextlib
+import importlib
+import os
+import warnings
+
+ORDER = ("cython", "c", "numpy")
+_MODULES = {
+    "cython": "crossent._cython_backend",
+    "c": "crossent._c_backend",
+    "numpy": "crossent._reference",
+}
+# Far beyond any machine this runs on; a larger request is a bug in the caller.
+MAX_THREADS = 1024
+
+_available = {}
+_state = {"default": None, "n_threads": None}
+
+
+def _load_backends():
+    simd = os.environ.get("CROSSENT_SIMD", "").strip().lower()
+    for name in ORDER:
+        try:
+            module = importlib.import_module(_MODULES[name])
+        except ImportError:
+            continue
+        if simd and hasattr(module, "set_simd"):
+            try:
+                module.set_simd(simd)
+            except ValueError as exc:
+                warnings.warn(f"crossent: CROSSENT_SIMD={simd!r} ignored for {name!r}: {exc}",
+                              RuntimeWarning, stacklevel=3)
+        _available[name] = module
+
+
+def _choose_default():
+    forced = os.environ.get("CROSSENT_BACKEND", "").strip()
+    if forced:
+        if forced in _available:
+            return forced
+        warnings.warn(
+            f"crossent: CROSSENT_BACKEND={forced!r} is not available "
+            f"(available: {', '.join(_available)}); using {next(iter(_available))!r}",
+            RuntimeWarning, stacklevel=3)
+    best = next(iter(_available))
+    if best == "numpy":
+        warnings.warn(
+            "crossent: no compiled backend is built, so the slow NumPy reference is in use. "
+            "Reinstall from source with a C compiler to get the compiled kernels: "
+            "pip install --force-reinstall --no-binary crossent crossent",
+            RuntimeWarning, stacklevel=3)
+    return best
+
+
+def backends():
+    """The available backends, fastest first, e.g. ``['cython', 'c', 'numpy']``."""
+    return list(_available)
+
+
+def get_backend():
+    """The name of the current default backend."""
+    return _state["default"]
+
+
+def check_backend_name(name):
+    if not isinstance(name, str):
+        raise TypeError(f"backend: expected a backend name (str) or None, got {type(name).__name__}")
+    if name not in _MODULES:
+        raise ValueError(f"backend: expected one of {', '.join(ORDER)}, got {name!r}")
+    if name not in _available:
+        raise ValueError(f"backend: {name!r} is not built in this installation "
+                         f"(available: {', '.join(_available)})")
+    return name
+
+
+def set_backend(name):
+    """Make ``name`` ("cython", "c" or "numpy") the default backend."""
+    _state["default"] = check_backend_name(name)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: use backend ``name`` inside the ``with`` block."""
+    previous = _state["default"]
+    set_backend(name)
+    try:
+        yield name
+    finally:
+        _state["default"] = previous
+
+
+def module(name=None):
+    """The kernel module of backend ``name`` (None: the default)."""
+    if name is None:
+        return _available[_state["default"]]
+    return _available[check_backend_name(name)]
+
+
+def cpu_count():
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_n_threads(n, name="n_threads"):
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"{name}: expected a positive int or None, got {type(n).__name__}")
+    n = int(n.__index__())
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"{name}: expected an int in [1, {MAX_THREADS}], got {n}")
+    return n
+
+
+def set_num_threads(n):
+    """Set how many threads the kernels may use (None: all cores this process may use)."""
+    _state["n_threads"] = None if n is None else check_n_threads(n)
+
+
+def get_num_threads():
+    """How many threads the kernels use by default."""
+    return _state["n_threads"] or cpu_count()
+
+
+def resolve_n_threads(n):
+    return get_num_threads() if n is None else check_n_threads(n)
+
+
+_load_backends()
+_state["default"] = _choose_default()

@@ -1,0 +1,286 @@
+"""The NumPy reference backend ("numpy"): the readable oracle.
+
+One function per kernel of the kernel interface (docs/kernels.md), with the
+same positional signatures as the compiled backends, so that every test can run
+the same call on every backend and compare.  Operands arrive canonical and
+validated: elementwise operands are 2-D ``(R, K)``, row operands 3-D
+``(A, B, C)`` with the class axis last, all of the computation dtype ``F``
+except ``class_weight`` (float64, length C).  Elementwise math is done in ``F``;
+every reduction is accumulated in float64, block by block in the same fixed
+blocks as the compiled kernels, so that a chunked evaluation gives the one-shot
+bits here too.
+"""
+import numpy as np
+
+NAME = "numpy"
+
+# The block sizes of csrc/crossent_rows.h (CE_BLOCK_ELEMS, CE_BLOCK_ROWS).
+BLOCK_ELEMS = 4096
+BLOCK_ROWS = 64
+
+# Clamp of log terms and floor of the BCE gradient's denominator, as PyTorch.
+LOG_CLAMP = -100.0
+GRAD_EPS = 1e-12
+
+
+def info():
+    return {"simd": "numpy", "simd_available": "numpy", "openmp": False,
+            "build_flags": "", "max_threads": 1}
+
+
+# ---------------------------------------------------------------- helpers
+
+def ordered_sum(values, block, acc=0.0):
+    """``acc`` plus the float64 sum of ``values`` (C order), block by block.
+
+    Each block of ``block`` consecutive values is summed on its own, and the
+    block sums are added to ``acc`` one at a time in block order (``cumsum`` is
+    sequential), so that feeding the same values in block-aligned chunks, each
+    chunk's result passed as the next one's ``acc``, gives the same bits.
+    """
+    flat = np.ravel(values).astype(np.float64, copy=False)
+    if flat.size == 0:
+        return float(acc)
+    starts = np.arange(0, flat.size, block)
+    block_sums = np.add.reduceat(flat, starts)
+    return float(np.cumsum(np.concatenate(([acc], block_sums)))[-1])
+
+
+def _softplus(x):
+    """log(1 + exp(x)) without overflow."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _finite_row_max(x):
+    """Row max (keepdims) with infinite maxima replaced by 0, so that x - max
+    never computes inf - inf (all -inf rows then give exp(-inf) = 0)."""
+    m = np.max(x, axis=-1, keepdims=True)
+    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+
+
+def _log_softmax(z):
+    shifted = z - _finite_row_max(z)
+    with np.errstate(divide="ignore"):
+        lse = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True, dtype=np.float64))
+    return shifted - lse.astype(z.dtype)
+
+
+def _clamped_log(p):
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), LOG_CLAMP)
+
+
+def _write(out, values):
+    if out is not None:
+        out[...] = values
+
+
+def _times(a, *weights):
+    """a multiplied by every weight that is not None."""
+    for w in weights:
+        if w is not None:
+            a = a * w
+    return a
+
+
+def _finish_elementwise(loss, grad, weight, sample_weight, losses_out, grad_out,
+                        grad_scale, acc):
+    """Weight, write and sum an elementwise loss and its gradient."""
+    weighted = _times(loss, weight, sample_weight)
+    _write(losses_out, weighted)
+    if grad_out is not None:
+        grad_out[...] = _times(grad * grad_scale, weight, sample_weight)
+    return ordered_sum(weighted, BLOCK_ELEMS, acc)
+
+
+def _finish_rows(loss, grad, sample_weight, losses_out, grad_out, grad_scale, acc):
+    """Weight, write and sum per-row losses (A, B) and their gradient (A, B, C)."""
+    weighted = _times(loss, sample_weight)
+    _write(losses_out, weighted)
+    if grad_out is not None:
+        scale = grad_scale if sample_weight is None else (grad_scale * sample_weight)[..., None]
+        grad_out[...] = grad * scale
+    return ordered_sum(weighted, BLOCK_ROWS, acc)
+
+
+# ------------------------------------------------------------ activations
+
+def sigmoid(x2, out2, n_threads):
+    out2[...] = _sigmoid(x2)
+
+
+def log_sigmoid(x2, out2, n_threads):
+    out2[...] = -_softplus(-x2)
+
+
+def softmax(x3, out3, n_threads):
+    e = np.exp(x3 - _finite_row_max(x3))
+    out3[...] = e / np.sum(e, axis=-1, keepdims=True, dtype=np.float64).astype(x3.dtype)
+
+
+def log_softmax(x3, out3, n_threads):
+    out3[...] = _log_softmax(x3)
+
+
+def logsumexp(x3, out2, n_threads):
+    m = _finite_row_max(x3)
+    with np.errstate(divide="ignore"):
+        s = np.log(np.sum(np.exp(x3 - m), axis=-1, dtype=np.float64))
+    out2[...] = (s + m[..., 0]).astype(x3.dtype)
+
+
+# ---------------------------------------------------------- binary losses
+
+def bce(p2, y2, weight2, sample_weight2, losses_out2, grad_out2, grad_scale,
+        n_threads, acc):
+    with np.errstate(divide="ignore"):
+        loss = -(y2 * _clamped_log(p2) + (1 - y2) * np.maximum(np.log1p(-p2), LOG_CLAMP))
+    grad = (p2 - y2) / np.maximum(p2 * (1 - p2), p2.dtype.type(GRAD_EPS))
+    return _finish_elementwise(loss, grad, weight2, sample_weight2, losses_out2,
+                               grad_out2, grad_scale, acc)
+
+
+def bce_with_logits(z2, y2, weight2, pos_weight2, sample_weight2, label_smoothing,
+                    losses_out2, grad_out2, grad_scale, n_threads, acc):
+    y = y2 * (1 - label_smoothing) + label_smoothing / 2 if label_smoothing else y2
+    pw = 1 if pos_weight2 is None else pos_weight2
+    neg_coef = 1 - y
+    pos_coef = pw * y
+    # (1 - y)·softplus(z) + pw·y·softplus(-z); a zero coefficient gives a zero
+    # term even where softplus is infinite (the limit at z = ±inf).
+    with np.errstate(invalid="ignore"):
+        loss = (np.where(neg_coef == 0, 0, neg_coef * _softplus(z2))
+                + np.where(pos_coef == 0, 0, pos_coef * _softplus(-z2)))
+    loss = np.where(np.isnan(z2), np.nan, loss).astype(z2.dtype)
+    grad = (1 + (pw - 1) * y) * _sigmoid(z2) - pos_coef
+    return _finish_elementwise(loss, grad, weight2, sample_weight2, losses_out2,
+                               grad_out2, grad_scale, acc)
+
+
+def mse(x2, t2, weight2, sample_weight2, losses_out2, grad_out2, grad_scale,
+        n_threads, acc):
+    d = x2 - t2
+    return _finish_elementwise(d * d, 2 * d, weight2, sample_weight2, losses_out2,
+                               grad_out2, grad_scale, acc)
+
+
+# ------------------------------------------------------ multiclass losses
+
+def _index_terms(target2, class_weight, ignore_index, n_classes, dtype):
+    """Per-row: valid mask, safe target (0 where ignored), class weight w_t,
+    and the class weights as a row vector (ones when absent)."""
+    valid = target2 != ignore_index
+    safe = np.where(valid, target2, 0).astype(np.intp)
+    w = np.ones(n_classes, dtype) if class_weight is None else class_weight.astype(dtype)
+    return valid, safe, w[safe], w
+
+
+def _one_hot(safe, n_classes, dtype):
+    return (safe[..., None] == np.arange(n_classes)).astype(dtype)
+
+
+def _smoothed_index_loss(neglog, target2, class_weight, ignore_index, label_smoothing):
+    """(1-ε)·w_t·neglog_t + (ε/C)·Σ_c w_c·neglog_c per row, 0 where ignored."""
+    n_classes = neglog.shape[-1]
+    valid, safe, w_t, w = _index_terms(target2, class_weight, ignore_index, n_classes, neglog.dtype)
+    picked = np.take_along_axis(neglog, safe[..., None], axis=-1)[..., 0]
+    loss = (1 - label_smoothing) * w_t * picked
+    if label_smoothing:
+        loss = loss + (label_smoothing / n_classes) * np.sum(neglog * w, axis=-1)
+    return np.where(valid, loss, 0).astype(neglog.dtype), valid, safe, w_t, w
+
+
+def _smoothed_soft_targets(y3, label_smoothing):
+    if not label_smoothing:
+        return y3
+    return y3 * (1 - label_smoothing) + label_smoothing / y3.shape[-1]
+
+
+def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
+                       label_smoothing, losses_out2, grad_out3, grad_scale, n_threads, acc):
+    logp = _log_softmax(z3)
+    loss, valid, safe, w_t, w = _smoothed_index_loss(-logp, target2, class_weight,
+                                                     ignore_index, label_smoothing)
+    grad = None
+    if grad_out3 is not None:
+        n_classes = z3.shape[-1]
+        p = np.exp(logp)
+        grad = (1 - label_smoothing) * w_t[..., None] * (p - _one_hot(safe, n_classes, z3.dtype))
+        if label_smoothing:
+            grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
+        grad = np.where(valid[..., None], grad, 0).astype(z3.dtype)
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+def softmax_xent_soft(z3, y3, class_weight, sample_weight2, label_smoothing,
+                      losses_out2, grad_out3, grad_scale, n_threads, acc):
+    logp = _log_softmax(z3)
+    y = _smoothed_soft_targets(y3, label_smoothing)
+    wy = y if class_weight is None else y * class_weight.astype(z3.dtype)
+    loss = -np.sum(wy * logp, axis=-1)
+    grad = None
+    if grad_out3 is not None:
+        grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+def _neglog_grad(p3):
+    """d(-max(log p, -100))/dp, with the floor PyTorch puts under p."""
+    return -1 / np.maximum(p3, p3.dtype.type(GRAD_EPS))
+
+
+def categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_index,
+                           label_smoothing, losses_out2, grad_out3, grad_scale, n_threads, acc):
+    loss, valid, safe, w_t, w = _smoothed_index_loss(-_clamped_log(p3), target2, class_weight,
+                                                     ignore_index, label_smoothing)
+    grad = None
+    if grad_out3 is not None:
+        n_classes = p3.shape[-1]
+        coef = (1 - label_smoothing) * w_t[..., None] * _one_hot(safe, n_classes, p3.dtype)
+        if label_smoothing:
+            coef = coef + (label_smoothing / n_classes) * w
+        grad = np.where(valid[..., None], coef * _neglog_grad(p3), 0).astype(p3.dtype)
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+def categorical_xent_soft(p3, y3, class_weight, sample_weight2, label_smoothing,
+                          losses_out2, grad_out3, grad_scale, n_threads, acc):
+    y = _smoothed_soft_targets(y3, label_smoothing)
+    wy = y if class_weight is None else y * class_weight.astype(p3.dtype)
+    loss = -np.sum(wy * _clamped_log(p3), axis=-1)
+    grad = None if grad_out3 is None else wy * _neglog_grad(p3)
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+def nll_index(x3, target2, class_weight, sample_weight2, ignore_index,
+              losses_out2, grad_out3, grad_scale, n_threads, acc):
+    loss, valid, safe, w_t, _ = _smoothed_index_loss(-x3, target2, class_weight, ignore_index, 0.0)
+    grad = None
+    if grad_out3 is not None:
+        one_hot = _one_hot(safe, x3.shape[-1], x3.dtype)
+        grad = np.where(valid[..., None], -w_t[..., None] * one_hot, 0).astype(x3.dtype)
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+# ------------------------------------------------------- target helpers
+
+def index_weight_sum(target2, class_weight, sample_weight2, ignore_index, n_threads, acc):
+    valid = target2 != ignore_index
+    if class_weight is None:
+        w = valid.astype(np.float64)
+    else:
+        w = np.where(valid, class_weight[np.where(valid, target2, 0)], 0.0)
+    if sample_weight2 is not None:
+        w = w * sample_weight2
+    return ordered_sum(w, BLOCK_ROWS, acc)
+
+
+def first_bad_index(target2, n_classes, ignore_index):
+    bad = ((target2 < 0) | (target2 >= n_classes)) & (target2 != ignore_index)
+    flat = np.flatnonzero(bad)
+    return int(flat[0]) if flat.size else -1
