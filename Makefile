@@ -15,7 +15,7 @@ $(PY):
 # Build requirements first, then a non-isolated build (faster, and offline-friendly).
 install: $(PY)
 	$(PY) -m pip install -q "setuptools>=77" "Cython>=3" "numpy>=2.1" wheel
-	$(PY) -m pip install -q --no-build-isolation ".[test,bench]"
+	$(PY) -m pip install -q --no-build-isolation ".[test,bench,plot]"
 
 # The main job: what this build is, then the quick benchmark against the NumPy reference.
 run: install

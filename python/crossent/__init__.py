@@ -4,6 +4,7 @@ Every function validates its arguments once, then runs one compiled kernel
 (Cython, or the C fallback) or the NumPy reference; see ``crossent.info()``.
 The formulas and their derivations are in docs/math.md.
 """
+import importlib
 import sysconfig
 
 from . import _backends
@@ -46,9 +47,10 @@ def info():
 
 def __getattr__(name):
     # linear and evaluate are imported on first use, to keep `import crossent` light.
+    # (import_module, not `from . import linear`: that would look the attribute
+    # up on this module again and recurse.)
     if name == "linear":
-        from . import linear
-        return linear
+        return importlib.import_module(f"{__name__}.linear")
     if name == "evaluate":
         from ._eval import evaluate
         return evaluate
