@@ -53,7 +53,7 @@ if OPENMP:
     COMPILE_ARGS.append("-fopenmp")
     LINK_ARGS.append("-fopenmp")
 if SANITIZE:
-    COMPILE_ARGS += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-O1", "-g"]
+    COMPILE_ARGS += [f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g"]
     LINK_ARGS += [f"-fsanitize={SANITIZE}"]
 
 BUILD_FLAGS = " ".join(COMPILE_ARGS)

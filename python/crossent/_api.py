@@ -123,9 +123,12 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
         result_m = result if not keeps_class_axis else move_class_axis(result, axis)
         operands = [move_class_axis(z, axis), result_m]
     try:
+        if not result.flags.aligned:
+            raise ValueError("unaligned")
         z_v, out_v = fold(lead_shape, operands, inputs_ok_to_copy=(0,))
     except ValueError:
-        # an ``out=`` whose layout folds into no two axes: compute aside, then copy
+        # an ``out=`` the kernels cannot write (unaligned, or a layout that
+        # folds into no two axes): compute aside, then copy
         fresh = _run_activation(kernel, z, axis, None, backend, n_threads, keeps_class_axis)
         result[...] = fresh
         return result

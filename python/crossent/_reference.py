@@ -18,9 +18,10 @@ NAME = "numpy"
 BLOCK_ELEMS = 4096
 BLOCK_ROWS = 64
 
-# Clamp of log terms and floor of the BCE gradient's denominator, as PyTorch.
+# Clamp of log terms and floor of the BCE gradient's denominator, as PyTorch
+# (whose floor is the float constant 1e-12f, also for float64 inputs).
 LOG_CLAMP = -100.0
-GRAD_EPS = 1e-12
+GRAD_EPS = float(np.float32(1e-12))
 
 
 def info():
@@ -56,18 +57,36 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _finite_row_max(x):
-    """Row max (keepdims) with infinite maxima replaced by 0, so that x - max
-    never computes inf - inf (all -inf rows then give exp(-inf) = 0)."""
-    m = np.max(x, axis=-1, keepdims=True)
-    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+def _shift_by_row_max(z):
+    """z − max(z) along the last axis, with the limits SPEC §1.7 asks for.
+
+    A row whose max is +inf has a limit only when one entry is +inf: that
+    entry shifts to 0 and every other to −inf (softmax → one-hot); with
+    several +inf entries there is none (NaN).  A NaN anywhere makes the row
+    NaN; a row of −inf stays −inf (its softmax is 0/0 = NaN, as PyTorch).
+    """
+    m = np.max(z, axis=-1, keepdims=True)
+    finite_m = np.where(np.isfinite(m), m, 0).astype(z.dtype)
+    shifted = z - finite_m
+    at_inf = m == np.inf
+    if np.any(at_inf):
+        single = np.sum(z == np.inf, axis=-1, keepdims=True) == 1
+        limit = np.where(z == np.inf, np.where(single, 0, np.nan), -np.inf).astype(z.dtype)
+        shifted = np.where(at_inf, limit, shifted)
+    return shifted
 
 
 def _log_softmax(z):
-    shifted = z - _finite_row_max(z)
+    shifted = _shift_by_row_max(z)
     with np.errstate(divide="ignore"):
         lse = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True, dtype=np.float64))
     return shifted - lse.astype(z.dtype)
+
+
+def _nan_rows(x):
+    """True for the rows (last axis) that hold a NaN: their loss is NaN even
+    where the formula reads only the target's entry (SPEC §1.7)."""
+    return np.isnan(x).any(axis=-1)
 
 
 def _clamped_log(p):
@@ -119,7 +138,7 @@ def log_sigmoid(x2, out2, n_threads):
 
 
 def softmax(x3, out3, n_threads):
-    e = np.exp(x3 - _finite_row_max(x3))
+    e = np.exp(_shift_by_row_max(x3))
     out3[...] = e / np.sum(e, axis=-1, keepdims=True, dtype=np.float64).astype(x3.dtype)
 
 
@@ -128,10 +147,12 @@ def log_softmax(x3, out3, n_threads):
 
 
 def logsumexp(x3, out2, n_threads):
-    m = _finite_row_max(x3)
-    with np.errstate(divide="ignore"):
-        s = np.log(np.sum(np.exp(x3 - m), axis=-1, dtype=np.float64))
-    out2[...] = (s + m[..., 0]).astype(x3.dtype)
+    m = np.max(x3, axis=-1)
+    finite_m = np.where(np.isfinite(m), m, 0).astype(x3.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.log(np.sum(np.exp(x3 - finite_m[..., None]), axis=-1, dtype=np.float64))
+    # a +inf entry makes the sum +inf, however many there are
+    out2[...] = np.where(m == np.inf, np.inf, s + finite_m).astype(x3.dtype)
 
 
 # ---------------------------------------------------------- binary losses
@@ -192,6 +213,7 @@ def _smoothed_index_loss(neglog, target2, class_weight, ignore_index, label_smoo
     loss = (1 - label_smoothing) * w_t * picked
     if label_smoothing:
         loss = loss + (label_smoothing / n_classes) * np.sum(neglog * w, axis=-1)
+    loss = np.where(_nan_rows(neglog), np.nan, loss)
     return np.where(valid, loss, 0).astype(neglog.dtype), valid, safe, w_t, w
 
 

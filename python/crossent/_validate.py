@@ -110,7 +110,7 @@ def class_weight(weight, n_classes):
     if w.shape != (n_classes,):
         raise ValueError(f"weight: expected a 1-D array of length {n_classes} (one per class), "
                          f"got shape {w.shape}")
-    return np.ascontiguousarray(w, dtype=np.float64)
+    return np.require(w, np.float64, ["C", "A"])
 
 
 def check_out(out, shape, dtype, inputs, name="out", contiguous=False, in_place_ok=True):
@@ -118,7 +118,7 @@ def check_out(out, shape, dtype, inputs, name="out", contiguous=False, in_place_
     of ``inputs`` itself (in place, for activations, when ``in_place_ok``) or
     not overlapping them."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+        raise ValueError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got shape {out.shape}")
     if out.dtype != dtype:
@@ -127,8 +127,6 @@ def check_out(out, shape, dtype, inputs, name="out", contiguous=False, in_place_
         raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: expected a writable array, got a read-only one")
-    if not out.flags.aligned:
-        raise ValueError(f"{name}: expected an aligned array, got an unaligned one")
     for x in inputs:
         if x is None or in_place_ok and _same_view(out, x):
             continue
@@ -254,7 +252,7 @@ def _index_target(t, lead_shape, n_classes, ignore_index, module):
         raise ValueError(f"target: integer class indices must have the predictions' shape without "
                          f"the class axis, {lead_shape}, got shape {t.shape}")
     if t.dtype in _INDEX_DTYPES and t.flags.aligned:
-        bad = module.first_bad_index(fold(lead_shape, [t], ())[0], n_classes, ignore_index)
+        bad = module.first_bad_index(fold(lead_shape, [t], (0,))[0], n_classes, ignore_index)
     else:
         from ._reference import first_bad_index
         bad = first_bad_index(t, n_classes, ignore_index)
