@@ -69,6 +69,8 @@ def _extension(name, sources):
     return Extension(
         name,
         sources=sources + ROW_SOURCES,
+        # rebuild when a header changes (setuptools does not scan includes)
+        depends=_rel("csrc/*.h") + _rel("pyx/*.pxd"),
         include_dirs=["csrc", numpy.get_include()],
         define_macros=MACROS,
         extra_compile_args=COMPILE_ARGS,

@@ -1,0 +1,536 @@
+/*
+ * crossent_rows_typed.h -- one dtype's row/block functions; included by
+ * crossent_rows_impl.h with CE_REAL = float, CE_TS = f32 and again with
+ * CE_REAL = double, CE_TS = f64.  No include guard on purpose.
+ *
+ * Precision: elementwise math runs in the row's dtype (the float32
+ * primitives of crossent_math.h are accurate to a few ulp); every sum over a
+ * row or block runs in float64 lanes; scalars per row (log of the sum, the
+ * loss) are float64 and rounded once.
+ */
+
+/* ---- reductions ------------------------------------------------------- */
+
+static double CE_FN(ce_sum)(const CE_REAL *x, ptrdiff_t n)
+{
+    double acc[CE_LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + CE_LANES <= n; i += CE_LANES)
+        for (int j = 0; j < CE_LANES; j++)
+            acc[j] += (double)x[i + j];
+    for (int j = 0; i + j < n; j++)
+        acc[j] += (double)x[i + j];
+    return CE_VARIANT_NAME(ce_lanes_total)(acc);
+}
+
+/* NaN wins: once a lane holds NaN it keeps it, so a NaN anywhere in the row
+ * gives a NaN maximum. */
+static inline CE_REAL CE_FN(nan_max)(CE_REAL a, CE_REAL b)
+{
+    int take_b = (b > a) | (b != b);
+    return take_b ? b : a;
+}
+
+static double CE_FN(ce_row_max)(const CE_REAL *z, ptrdiff_t n)
+{
+    CE_REAL m[CE_LANES];
+    for (int j = 0; j < CE_LANES; j++)
+        m[j] = -(CE_REAL)INFINITY;
+    ptrdiff_t i = 0;
+    for (; i + CE_LANES <= n; i += CE_LANES)
+        for (int j = 0; j < CE_LANES; j++)
+            m[j] = CE_FN(nan_max)(m[j], z[i + j]);
+    for (int j = 0; i + j < n; j++)
+        m[j] = CE_FN(nan_max)(m[j], z[i + j]);
+    for (int width = CE_LANES / 2; width > 0; width /= 2)
+        for (int j = 0; j < width; j++)
+            m[j] = CE_FN(nan_max)(m[j], m[j + width]);
+    return (double)m[0];
+}
+
+/* The shift of a max-shifted row, with the limits of SPEC 1.7 (as the NumPy
+ * reference): the row max when it is finite; 0 for an all -inf row (so that
+ * its sum is exp(-inf) = 0, not exp(-inf - -inf) = NaN); +inf when exactly
+ * one entry is +inf (with shifted() below, that entry shifts to 0 and the
+ * others to -inf: the softmax is one-hot); NaN when several entries are +inf
+ * (no limit) or the row holds a NaN. */
+static CE_REAL CE_FN(row_shift)(const CE_REAL *z, ptrdiff_t n)
+{
+    CE_REAL m = (CE_REAL)CE_FN(ce_row_max)(z, n);
+    if (m - m == 0 || m != m)
+        return m;
+    if (m < 0)
+        return 0;
+    ptrdiff_t infinite = 0;
+    for (ptrdiff_t c = 0; c < n; c++)
+        infinite += z[c] == m;
+    return infinite == 1 ? m : (CE_REAL)NAN;
+}
+
+/* z - shift, but 0 where z == shift, so that the single +inf entry of a row
+ * shifts to 0 rather than inf - inf = NaN (finite z: z - z is 0 anyway). */
+CE_INLINE CE_REAL CE_FN(shifted)(CE_REAL z, CE_REAL shift)
+{
+    CE_REAL d = z - shift;
+    int same = z == shift;
+    return same ? 0 : d;
+}
+
+/* shift - z in float64 (exact for float32 rows), with the same rule. */
+CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
+{
+    double d = (double)shift - (double)z;
+    int same = z == shift;
+    return same ? 0.0 : d;
+}
+
+/* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
+ * exp (out may be z). */
+CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n,
+                                     CE_REAL shift, int store)
+{
+    double acc[CE_LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + CE_LANES <= n; i += CE_LANES)
+        for (int j = 0; j < CE_LANES; j++) {
+            CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[i + j], shift));
+            acc[j] += (double)e;
+            if (store)
+                out[i + j] = e;
+        }
+    for (int j = 0; i + j < n; j++) {
+        CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[i + j], shift));
+        acc[j] += (double)e;
+        if (store)
+            out[i + j] = e;
+    }
+    return CE_VARIANT_NAME(ce_lanes_total)(acc);
+}
+
+static double CE_FN(sum_exp_shifted)(const CE_REAL *z, ptrdiff_t n, CE_REAL shift)
+{
+    return CE_FN(sum_exp_loop)(z, NULL, n, shift, 0);
+}
+
+/* sum_c w_c * coef_c * (shift - z_c) and sum_c w_c * coef_c, with
+ * coef_c = y_c * keep + spread (y NULL: y_c = 1; w NULL: w_c = 1).  Every
+ * term of the first sum is >= 0 when shift is the row max, so the loss
+ * log(sum)*W + D adds two non-negative numbers: no cancellation. */
+CE_INLINE double CE_FN(weighted_gap_loop)(const CE_REAL *z, const CE_REAL *y, const double *w,
+                                          double keep, double spread, ptrdiff_t n,
+                                          CE_REAL shift, double *weight_total, int has_y,
+                                          int has_w)
+{
+    double gap[CE_LANES] = {0}, wsum[CE_LANES] = {0};
+    for (ptrdiff_t i = 0; i < n; i += CE_LANES) {
+        ptrdiff_t len = n - i < CE_LANES ? n - i : CE_LANES;
+        for (int j = 0; j < len; j++) {
+            double coef = (has_y ? (double)y[i + j] * keep : keep) + spread;
+            double wc = (has_w ? w[i + j] : 1.0) * coef;
+            gap[j] += wc * CE_FN(gap)(z[i + j], shift);
+            wsum[j] += wc;
+        }
+    }
+    *weight_total = CE_VARIANT_NAME(ce_lanes_total)(wsum);
+    return CE_VARIANT_NAME(ce_lanes_total)(gap);
+}
+
+static double CE_FN(weighted_gap_sum)(const CE_REAL *z, const CE_REAL *y, const double *w,
+                                      double keep, double spread, ptrdiff_t n, CE_REAL shift,
+                                      double *weight_total)
+{
+    if (y && w)
+        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 1);
+    if (y)
+        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 0);
+    if (w)
+        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 1);
+    return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 0);
+}
+
+/* ---- elementwise blocks ------------------------------------------------ */
+
+static void CE_FN(ce_sigmoid)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(sigmoid)(x[i]);
+}
+
+static void CE_FN(ce_log_sigmoid)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(log_sigmoid)(x[i]);
+}
+
+/* loss *= w*s and grad *= w*s*grad_scale, elementwise (NULL: ones). */
+static void CE_FN(apply_weights)(const CE_REAL *w, const CE_REAL *s, CE_REAL *loss,
+                                 CE_REAL *grad, double grad_scale, ptrdiff_t n)
+{
+    const CE_REAL *factors[2] = {w, s};
+    for (int f = 0; f < 2; f++) {
+        const CE_REAL *factor = factors[f];
+        if (!factor)
+            continue;
+        for (ptrdiff_t i = 0; i < n; i++)
+            loss[i] *= factor[i];
+        if (grad)
+            for (ptrdiff_t i = 0; i < n; i++)
+                grad[i] *= factor[i];
+    }
+    if (grad && grad_scale != 1.0) {
+        CE_REAL scale = (CE_REAL)grad_scale;
+        for (ptrdiff_t i = 0; i < n; i++)
+            grad[i] *= scale;
+    }
+}
+
+/* max(log v, -100) as PyTorch clamps; a NaN stays NaN (no fmax). */
+static inline CE_REAL CE_FN(clamped_log)(CE_REAL v)
+{
+    CE_REAL l = CE_MATH(log)(v);
+    return l < (CE_REAL)-100 ? (CE_REAL)-100 : l;
+}
+
+/* log1p(-p) rather than log(1 - p): exact where 1 - p would round. */
+static inline CE_REAL CE_FN(clamped_log1m)(CE_REAL p)
+{
+    CE_REAL l = CE_MATH(log1p)(-p);
+    return l < (CE_REAL)-100 ? (CE_REAL)-100 : l;
+}
+
+/* max(v, 1e-12f) as PyTorch's BCE/categorical gradient (its floor is the float constant 1e-12f for both dtypes); NaN stays NaN. */
+static inline CE_REAL CE_FN(at_least_eps)(CE_REAL v)
+{
+    return v < (CE_REAL)1e-12f ? (CE_REAL)1e-12f : v;
+}
+
+static void CE_FN(ce_bce_block)(const CE_REAL *p, const CE_REAL *y, const CE_REAL *w,
+                                const CE_REAL *s, CE_REAL *loss, CE_REAL *grad,
+                                double grad_scale, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        loss[i] = (y[i] - 1) * CE_FN(clamped_log1m)(p[i]) - y[i] * CE_FN(clamped_log)(p[i]);
+    if (grad)
+        for (ptrdiff_t i = 0; i < n; i++)
+            grad[i] = (p[i] - y[i]) / CE_FN(at_least_eps)((1 - p[i]) * p[i]);
+    CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
+}
+
+/* One element of BCE with logits, in the cancellation-free form
+ *   l = pw*y'*softplus(-z) + (1-y')*softplus(z),
+ *   dl/dz = (1-y')*sigmoid(z) - pw*y'*sigmoid(-z),
+ * which equals docs/kernels.md's (1-y')z + lw*softplus(-z) and
+ * lw*sigmoid(z) - pw*y' exactly, with lw = 1 + (pw-1)y'.  A zero coefficient
+ * drops its term, so z = +inf, y' = 1 gives 0 (the limit), not 0*inf. */
+CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL keep,
+                                       CE_REAL spread, CE_REAL *loss, CE_REAL *grad)
+{
+    CE_REAL ys = y * keep + spread;
+    CE_REAL pos_coef = pw * ys, neg_coef = 1 - ys;
+    CE_REAL minus_z = -z;
+    CE_REAL abs_z = z < 0 ? minus_z : z;
+    CE_REAL e = CE_MATH(exp)(-abs_z); /* NaN stays NaN */
+    CE_REAL log1p_e = CE_MATH(log1p)(e);
+    CE_REAL softplus_z = (z > 0 ? z : 0) + log1p_e;
+    CE_REAL softplus_minus_z = (z < 0 ? minus_z : 0) + log1p_e;
+    CE_REAL r = 1 / (1 + e), er = e * r;
+    CE_REAL sigmoid_z = z >= 0 ? r : er, sigmoid_minus_z = z >= 0 ? er : r;
+    /* Selects between ready values only (see crossent_math.h on vectorising). */
+    CE_REAL pos_product = pos_coef * softplus_minus_z, neg_product = neg_coef * softplus_z;
+    CE_REAL pos_term = pos_coef == 0 ? 0 : pos_product;
+    CE_REAL neg_term = neg_coef == 0 ? 0 : neg_product;
+    *loss = pos_term + neg_term;
+    *grad = neg_coef * sigmoid_z - pos_coef * sigmoid_minus_z;
+}
+
+/* has_pw, has_grad: constants after inlining, so that each of the four
+ * loops is branch-free and vectorises. */
+CE_INLINE void CE_FN(bce_logits_loop)(const CE_REAL *z, const CE_REAL *y, const CE_REAL *pw,
+                                      CE_REAL keep, CE_REAL spread, CE_REAL *loss,
+                                      CE_REAL *grad, ptrdiff_t n, int has_pw, int has_grad)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        CE_REAL l, g;
+        CE_FN(bce_logits_point)(z[i], y[i], has_pw ? pw[i] : 1, keep, spread, &l, &g);
+        loss[i] = l;
+        if (has_grad)
+            grad[i] = g;
+    }
+}
+
+static void CE_FN(ce_bce_logits_block)(const CE_REAL *z, const CE_REAL *y, const CE_REAL *w,
+                                       const CE_REAL *pw, const CE_REAL *s,
+                                       double label_smoothing, CE_REAL *loss, CE_REAL *grad,
+                                       double grad_scale, ptrdiff_t n)
+{
+    CE_REAL keep = (CE_REAL)(1.0 - label_smoothing), spread = (CE_REAL)(label_smoothing / 2);
+    if (pw && grad)
+        CE_FN(bce_logits_loop)(z, y, pw, keep, spread, loss, grad, n, 1, 1);
+    else if (pw)
+        CE_FN(bce_logits_loop)(z, y, pw, keep, spread, loss, grad, n, 1, 0);
+    else if (grad)
+        CE_FN(bce_logits_loop)(z, y, pw, keep, spread, loss, grad, n, 0, 1);
+    else
+        CE_FN(bce_logits_loop)(z, y, pw, keep, spread, loss, grad, n, 0, 0);
+    CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
+}
+
+static void CE_FN(ce_mse_block)(const CE_REAL *x, const CE_REAL *t, const CE_REAL *w,
+                                const CE_REAL *s, CE_REAL *loss, CE_REAL *grad,
+                                double grad_scale, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        loss[i] = (x[i] - t[i]) * (x[i] - t[i]);
+    if (grad)
+        for (ptrdiff_t i = 0; i < n; i++)
+            grad[i] = 2 * (x[i] - t[i]);
+    CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+/* A +inf entry makes the sum +inf, however many there are: a NaN shift
+ * means several +inf (-> +inf) or a NaN in the row (-> NaN). */
+static CE_REAL CE_FN(ce_row_logsumexp)(const CE_REAL *z, ptrdiff_t n)
+{
+    CE_REAL shift = CE_FN(row_shift)(z, n);
+    if (shift != shift)
+        return (CE_REAL)CE_FN(ce_row_max)(z, n) == INFINITY ? (CE_REAL)INFINITY : shift;
+    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    return (CE_REAL)((double)shift + ce_math_log_f64(sum));
+}
+
+/* The exps are stored by the sum pass and scaled in place: one exp per
+ * entry (the same bits as recomputing them). */
+static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+{
+    CE_REAL shift = CE_FN(row_shift)(z, n);
+    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, 1));
+    for (ptrdiff_t c = 0; c < n; c++)
+        out[c] *= inv_sum;
+}
+
+/* (z - shift) - log(sum) rather than z - logsumexp: no loss of the small
+ * log(sum) against a large shift. */
+static void CE_FN(ce_log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+{
+    CE_REAL shift = CE_FN(row_shift)(z, n);
+    double log_sum = ce_math_log_f64(CE_FN(sum_exp_shifted)(z, n, shift));
+    for (ptrdiff_t c = 0; c < n; c++)
+        out[c] = (CE_REAL)(-CE_FN(gap)(z[c], shift) - log_sum);
+}
+
+CE_INLINE void CE_FN(softmax_grad_loop)(const CE_REAL *z, const CE_REAL *y, const double *w,
+                                        CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w,
+                                        CE_REAL keep, CE_REAL spread, CE_REAL *grad,
+                                        ptrdiff_t n, int has_y, int has_w)
+{
+    for (ptrdiff_t c = 0; c < n; c++) {
+        CE_REAL coef = has_y ? y[c] * keep + spread : 1;
+        CE_REAL wc = has_w ? (CE_REAL)w[c] : 1;
+        grad[c] = scale_e * CE_MATH(exp)(CE_FN(shifted)(z[c], shift)) - scale_w * (wc * coef);
+    }
+}
+
+/* grad_c = scale_e * exp(z_c - shift) - scale_w * w_c * coef_c, with
+ * coef_c = y_c*keep + spread (y NULL: coef_c = 1).  One loop per NULL
+ * pattern, each branch-free. */
+static void CE_FN(softmax_grad_pass)(const CE_REAL *z, const CE_REAL *y, const double *w,
+                                     CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w,
+                                     CE_REAL keep, CE_REAL spread, CE_REAL *grad, ptrdiff_t n)
+{
+    if (y && w)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 1);
+    else if (y)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 0);
+    else if (w)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 1);
+    else
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 0);
+}
+
+/* l = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c), with
+ * lse - z_c = log(sum) + (shift - z_c), both terms >= 0. */
+static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t target,
+                                                const double *class_weight, double label_smoothing,
+                                                CE_REAL *grad, double grad_scale)
+{
+    double eps = label_smoothing, w_t = class_weight ? class_weight[target] : 1.0;
+    CE_REAL shift = CE_FN(row_shift)(z, n);
+    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    double log_sum = ce_math_log_f64(sum);
+    double loss = (1 - eps) * w_t * (log_sum + CE_FN(gap)(z[target], shift));
+    double weight_total = 0;
+    if (eps != 0) {
+        double gap = CE_FN(weighted_gap_sum)(z, NULL, class_weight, 1.0, 0.0, n, shift,
+                                             &weight_total);
+        loss += eps / (double)n * (weight_total * log_sum + gap);
+    }
+    if (grad) {
+        double a = (1 - eps) * w_t + eps / (double)n * weight_total;
+        CE_FN(softmax_grad_pass)(z, NULL, class_weight, shift,
+                                 (CE_REAL)(grad_scale * a / sum),
+                                 (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n);
+        grad[target] = (CE_REAL)(grad_scale * a / sum) * CE_MATH(exp)(CE_FN(shifted)(z[target], shift))
+                       - (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n));
+    }
+    return (CE_REAL)loss;
+}
+
+/* y'_c = y_c(1-eps) + eps/C;  l = sum_c w_c y'_c (lse - z_c);
+ * dl/dz_c = p_c * sum_k w_k y'_k - w_c y'_c. */
+static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *y, ptrdiff_t n,
+                                               const double *class_weight, double label_smoothing,
+                                               CE_REAL *grad, double grad_scale)
+{
+    double keep = 1 - label_smoothing, spread = label_smoothing / (double)n;
+    CE_REAL shift = CE_FN(row_shift)(z, n);
+    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    double log_sum = ce_math_log_f64(sum);
+    double weight_total;
+    double gap = CE_FN(weighted_gap_sum)(z, y, class_weight, keep, spread, n, shift,
+                                         &weight_total);
+    if (grad)
+        CE_FN(softmax_grad_pass)(z, y, class_weight, shift,
+                                 (CE_REAL)(grad_scale * weight_total / sum),
+                                 (CE_REAL)grad_scale, (CE_REAL)keep, (CE_REAL)spread, grad, n);
+    return (CE_REAL)(weight_total * log_sum + gap);
+}
+
+CE_INLINE double CE_FN(weighted_clamped_log_loop)(const CE_REAL *p, const CE_REAL *y,
+                                                  const double *w, double keep, double spread,
+                                                  ptrdiff_t n, int has_y, int has_w)
+{
+    double acc[CE_LANES] = {0};
+    for (ptrdiff_t i = 0; i < n; i += CE_LANES) {
+        ptrdiff_t len = n - i < CE_LANES ? n - i : CE_LANES;
+        for (int j = 0; j < len; j++) {
+            double coef = (has_y ? (double)y[i + j] * keep : keep) + spread;
+            double wc = (has_w ? w[i + j] : 1.0) * coef;
+            acc[j] += wc * (double)CE_FN(clamped_log)(p[i + j]);
+        }
+    }
+    return CE_VARIANT_NAME(ce_lanes_total)(acc);
+}
+
+/* sum_c w_c * coef_c * clamped_log(p_c), coef_c = y_c*keep + spread. */
+static double CE_FN(weighted_clamped_log_sum)(const CE_REAL *p, const CE_REAL *y,
+                                              const double *w, double keep, double spread,
+                                              ptrdiff_t n)
+{
+    if (y && w)
+        return CE_FN(weighted_clamped_log_loop)(p, y, w, keep, spread, n, 1, 1);
+    if (y)
+        return CE_FN(weighted_clamped_log_loop)(p, y, w, keep, spread, n, 1, 0);
+    if (w)
+        return CE_FN(weighted_clamped_log_loop)(p, y, w, keep, spread, n, 0, 1);
+    return CE_FN(weighted_clamped_log_loop)(p, y, w, keep, spread, n, 0, 0);
+}
+
+CE_INLINE void CE_FN(categorical_grad_loop)(const CE_REAL *p, const CE_REAL *y, const double *w,
+                                            CE_REAL scale, CE_REAL keep, CE_REAL spread,
+                                            CE_REAL *grad, ptrdiff_t n, int has_y, int has_w)
+{
+    for (ptrdiff_t c = 0; c < n; c++) {
+        CE_REAL coef = has_y ? y[c] * keep + spread : 1;
+        CE_REAL wc = has_w ? (CE_REAL)w[c] : 1;
+        grad[c] = 0 - scale * (wc * coef) / CE_FN(at_least_eps)(p[c]);
+    }
+}
+
+/* grad_c = 0 - scale * w_c * coef_c / max(p_c, 1e-12); the 0 - keeps a zero
+ * gradient +0. */
+static void CE_FN(categorical_grad_pass)(const CE_REAL *p, const CE_REAL *y, const double *w,
+                                         CE_REAL scale, CE_REAL keep, CE_REAL spread,
+                                         CE_REAL *grad, ptrdiff_t n)
+{
+    if (y && w)
+        CE_FN(categorical_grad_loop)(p, y, w, scale, keep, spread, grad, n, 1, 1);
+    else if (y)
+        CE_FN(categorical_grad_loop)(p, y, w, scale, keep, spread, grad, n, 1, 0);
+    else if (w)
+        CE_FN(categorical_grad_loop)(p, y, w, scale, keep, spread, grad, n, 0, 1);
+    else
+        CE_FN(categorical_grad_loop)(p, y, w, scale, keep, spread, grad, n, 0, 0);
+}
+
+/* SPEC 1.7: a NaN anywhere in a row makes its loss NaN, also where the
+ * formula reads the target's entry only. */
+static int CE_FN(row_has_nan)(const CE_REAL *x, ptrdiff_t n)
+{
+    double m = CE_FN(ce_row_max)(x, n);
+    return m != m;
+}
+
+static CE_REAL CE_FN(ce_categorical_xent_index_row)(const CE_REAL *p, ptrdiff_t n,
+                                                    ptrdiff_t target, const double *class_weight,
+                                                    double label_smoothing, CE_REAL *grad,
+                                                    double grad_scale)
+{
+    double eps = label_smoothing, w_t = class_weight ? class_weight[target] : 1.0;
+    double loss = -(1 - eps) * w_t * (double)CE_FN(clamped_log)(p[target]);
+    if (eps != 0)
+        loss -= eps / (double)n
+                * CE_FN(weighted_clamped_log_sum)(p, NULL, class_weight, 1.0, 0.0, n);
+    else if (CE_FN(row_has_nan)(p, n))
+        loss = NAN;
+    if (grad) {
+        CE_FN(categorical_grad_pass)(p, NULL, class_weight,
+                                     (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n);
+        grad[target] = 0 - (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n))
+                               / CE_FN(at_least_eps)(p[target]);
+    }
+    return (CE_REAL)loss;
+}
+
+static CE_REAL CE_FN(ce_categorical_xent_soft_row)(const CE_REAL *p, const CE_REAL *y,
+                                                   ptrdiff_t n, const double *class_weight,
+                                                   double label_smoothing, CE_REAL *grad,
+                                                   double grad_scale)
+{
+    double keep = 1 - label_smoothing, spread = label_smoothing / (double)n;
+    double loss = -CE_FN(weighted_clamped_log_sum)(p, y, class_weight, keep, spread, n);
+    if (grad)
+        CE_FN(categorical_grad_pass)(p, y, class_weight, (CE_REAL)grad_scale, (CE_REAL)keep,
+                                     (CE_REAL)spread, grad, n);
+    return (CE_REAL)loss;
+}
+
+static CE_REAL CE_FN(ce_nll_index_row)(const CE_REAL *x, ptrdiff_t n, ptrdiff_t target,
+                                       const double *class_weight, CE_REAL *grad,
+                                       double grad_scale)
+{
+    double w_t = class_weight ? class_weight[target] : 1.0;
+    if (grad) {
+        for (ptrdiff_t c = 0; c < n; c++)
+            grad[c] = 0;
+        grad[target] = (CE_REAL)(0.0 - grad_scale * w_t);
+    }
+    return CE_FN(row_has_nan)(x, n) ? (CE_REAL)NAN : (CE_REAL)(-w_t * (double)x[target]);
+}
+
+/* ---- primitive blocks (tests and timing only) -------------------------- */
+
+static void CE_FN(ce_exp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(exp)(x[i]);
+}
+
+static void CE_FN(ce_log_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(log)(x[i]);
+}
+
+static void CE_FN(ce_log1p_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(log1p)(x[i]);
+}
+
+static void CE_FN(ce_log1pexp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(log1pexp)(x[i]);
+}

@@ -1,0 +1,537 @@
+"""The C numeric layer: csrc/crossent_math.h and the row/block functions of
+csrc/crossent_rows.h, through the test-only binding crossent._primitives.
+
+* every row/block function against an independent float64 NumPy evaluation of
+  the formulas of docs/kernels.md;
+* every SIMD variant this CPU runs gives the baseline's bits, on every
+  function;
+* the primitives' error in ulps against mpmath at 50 digits.
+"""
+import zlib
+
+import numpy as np
+import pytest
+
+P = pytest.importorskip("crossent._primitives")
+
+DTYPES = (np.float32, np.float64)
+# Tolerance of a C result (rounded to the row's dtype) against the float64
+# evaluation: a few units of the dtype's epsilon, relative to the row's scale.
+RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+VARIANTS = P.available()
+
+
+def rng_for(*key):
+    """A generator seeded by the test's parameters (stable across processes)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def assert_close(actual, expected, dtype, scale=None):
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = np.max(np.abs(expected)) if scale is None else scale
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype],
+                               atol=RTOL[dtype] * max(scale, 1e-300))
+
+
+# ---------------------------------------------------------------- float64 oracle
+
+def softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def sigmoid(x):
+    return np.exp(-softplus(-x))
+
+
+def softmax_parts(z):
+    m = np.max(z)
+    e = np.exp(z - m)
+    return e / e.sum(), m + np.log(e.sum())
+
+
+# PyTorch's gradient floor: the float constant 1e-12f, for both dtypes.
+GRAD_EPS = float(np.float32(1e-12))
+
+
+def clamped_log(p):
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), -100.0)
+
+
+def oracle_row(name, z, target, y, w, eps, gs):
+    """(loss, grad) of one row by the formulas of docs/kernels.md, float64."""
+    n = z.size
+    w = np.ones(n) if w is None else w
+    if name == "softmax_xent_index":
+        p, lse = softmax_parts(z)
+        loss = (1 - eps) * w[target] * (lse - z[target]) + eps / n * np.sum(w * (lse - z))
+        onehot = np.eye(n)[target]
+        grad = (1 - eps) * w[target] * (p - onehot) + eps / n * (w.sum() * p - w)
+    elif name == "softmax_xent_soft":
+        p, lse = softmax_parts(z)
+        ys = y * (1 - eps) + eps / n
+        loss = np.sum(w * ys * (lse - z))
+        grad = p * np.sum(w * ys) - w * ys
+    elif name == "categorical_xent_index":
+        loss = -(1 - eps) * w[target] * clamped_log(z[target]) - eps / n * np.sum(w * clamped_log(z))
+        dlog = -1 / np.maximum(z, GRAD_EPS)
+        grad = eps / n * w * dlog
+        grad[target] += (1 - eps) * w[target] * dlog[target]
+    elif name == "categorical_xent_soft":
+        ys = y * (1 - eps) + eps / n
+        loss = -np.sum(w * ys * clamped_log(z))
+        grad = -w * ys / np.maximum(z, GRAD_EPS)
+    elif name == "nll_index":
+        loss = -w[target] * z[target]
+        grad = -w[target] * np.eye(n)[target]
+    return loss, gs * grad
+
+
+def oracle_binary(name, x, y, w, pw, s, eps, gs):
+    one = np.ones_like(x)
+    w = one if w is None else w
+    s = one if s is None else s
+    if name == "bce":
+        loss = -(y * clamped_log(x) + (1 - y) * clamped_log(1 - x))
+        grad = (x - y) / np.maximum(x * (1 - x), GRAD_EPS)
+    elif name == "bce_logits":
+        pw = one if pw is None else pw
+        ys = y * (1 - eps) + eps / 2
+        lw = 1 + (pw - 1) * ys
+        loss = (1 - ys) * x + lw * softplus(-x)
+        grad = lw * sigmoid(x) - pw * ys
+    else:
+        loss = (x - y) ** 2
+        grad = 2 * (x - y)
+    return w * s * loss, gs * w * s * grad
+
+
+# ---------------------------------------------------------------- row functions
+
+ROW_LOSSES = ["softmax_xent_index", "softmax_xent_soft", "categorical_xent_index",
+              "categorical_xent_soft", "nll_index"]
+
+
+def row_inputs(name, n, dtype, rng):
+    if name.startswith("categorical"):
+        x = rng.uniform(0.01, 1.0, n)
+        x /= x.sum()
+    else:
+        x = rng.normal(scale=3.0, size=n)
+    y = rng.dirichlet(np.ones(n)) if name.endswith("soft") else None
+    target = int(rng.integers(n)) if name.endswith("index") else None
+    x = x.astype(dtype)
+    return x, (None if y is None else y.astype(dtype)), target
+
+
+ROW_LOSS_SMOOTHING = [(name, eps) for name in ROW_LOSSES
+                      for eps in ([0.0] if name == "nll_index" else [0.0, 0.1])]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,eps", ROW_LOSS_SMOOTHING)
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 100, 1000])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_loss_and_grad_match_the_formulas(dtype, name, eps, n, weighted):
+    rng = rng_for(name, n, weighted, eps)
+    x, y, target = row_inputs(name, n, dtype, rng)
+    w = rng.uniform(0.25, 2.0, n) if weighted else None
+    loss, grad = P.multiclass_row(VARIANTS[-1], name, x, target=target, y=y, class_weight=w,
+                                  label_smoothing=eps, grad_scale=0.5)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    y64 = None if y is None else y.astype(np.float64)
+    want_loss, want_grad = oracle_row(name, x.astype(np.float64), target, y64, w, eps, 0.5)
+    assert_close(loss, want_loss, dtype)
+    # p_t - 1 cancels: its error is absolute, of the order of grad_scale * w_t.
+    grad_scale_of_row = 0.5 * (1.0 if w is None else np.max(w))
+    if name.startswith("categorical"):
+        grad_scale_of_row = np.max(np.abs(want_grad))
+    assert_close(grad, want_grad, dtype, scale=grad_scale_of_row)
+    _, no_grad = P.multiclass_row(VARIANTS[-1], name, x, target=target, y=y, class_weight=w,
+                                  label_smoothing=eps, with_grad=False)
+    assert no_grad is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 16, 33, 4096])
+def test_activation_rows_match_numpy(dtype, n):
+    z = (rng_for(n).normal(scale=5.0, size=n)).astype(dtype)
+    p, lse = softmax_parts(z.astype(np.float64))
+    variant = VARIANTS[-1]
+    assert_close(P.block(variant, "softmax_row", z), p, dtype)
+    assert_close(P.block(variant, "log_softmax_row", z), np.log(p), dtype)
+    assert_close(P.reduce(variant, "row_logsumexp", z), lse, dtype)
+    assert P.reduce(variant, "row_max", z) == np.max(z)
+    assert_close(P.reduce(variant, "sum", z), np.sum(z.astype(np.float64)), np.float64,
+                 scale=np.sum(np.abs(z.astype(np.float64))))
+    assert_close(P.block(variant, "sigmoid", z), sigmoid(z.astype(np.float64)), dtype)
+    assert_close(P.block(variant, "log_sigmoid", z), -softplus(-z.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_row_in_place_gives_the_same_bits(dtype):
+    z = rng_for("inplace").normal(size=50).astype(dtype)
+    expected = P.block(VARIANTS[-1], "softmax_row", z)
+    P.block(VARIANTS[-1], "softmax_row", z, out=z)
+    np.testing.assert_array_equal(z, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_edge_cases(dtype):
+    v = VARIANTS[-1]
+    inf = np.inf
+    assert P.reduce(v, "row_logsumexp", np.array([-inf, -inf], dtype)) == -inf
+    assert P.reduce(v, "row_logsumexp", np.array([0, inf], dtype)) == inf
+    assert np.isnan(P.reduce(v, "row_logsumexp", np.array([0, np.nan, 1], dtype)))
+    assert np.isnan(P.reduce(v, "row_max", np.array([0, np.nan, 1], dtype)))
+    assert np.isnan(P.reduce(v, "row_max", np.arange(40, dtype=dtype) * np.where(np.arange(40) == 33, np.nan, 1)))
+    # A logit far below the max contributes exp(-big) = 0, not NaN.
+    loss, grad = P.multiclass_row(v, "softmax_xent_index", np.array([0, -1e30], dtype), target=0)
+    assert loss == 0 and np.all(np.isfinite(grad))
+    loss, grad = P.multiclass_row(v, "softmax_xent_index", np.array([1, np.nan], dtype), target=0)
+    assert np.isnan(loss) and np.all(np.isnan(grad))
+    loss, _ = P.multiclass_row(v, "categorical_xent_index", np.array([0, 1], dtype), target=0)
+    assert loss == 100
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_single_plus_inf_logit_gives_the_one_hot_limit(dtype):
+    v, inf = VARIANTS[-1], np.inf
+    z = np.array([1, 0, -inf, 3] * 5, dtype)[:-3]  # 17 entries, tails in every variant
+    z[1] = inf
+    expected = np.zeros_like(z)
+    expected[1] = 1
+    np.testing.assert_array_equal(P.block(v, "softmax_row", z), expected)
+    np.testing.assert_array_equal(P.block(v, "log_softmax_row", z), np.where(expected == 1, 0, -inf))
+    assert P.reduce(v, "row_logsumexp", z) == inf
+    loss, grad = P.multiclass_row(v, "softmax_xent_index", z, target=1)
+    assert loss == 0
+    np.testing.assert_array_equal(grad, np.zeros_like(z))
+    loss, _ = P.multiclass_row(v, "softmax_xent_index", z, target=0)
+    assert loss == inf
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_several_plus_inf_logits_have_no_limit(dtype):
+    v, inf = VARIANTS[-1], np.inf
+    z = np.array([inf, 0, inf], dtype)
+    assert np.all(np.isnan(P.block(v, "softmax_row", z)))
+    assert P.reduce(v, "row_logsumexp", z) == inf  # the sum is +inf however many there are
+    assert np.isnan(P.multiclass_row(v, "softmax_xent_index", z, target=1)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["categorical_xent_index", "nll_index"])
+def test_a_nan_off_target_makes_the_index_loss_nan(dtype, name):
+    x = np.array([0.2, np.nan, 0.5], dtype)
+    loss, _ = P.multiclass_row(VARIANTS[-1], name, x, target=2)
+    assert np.isnan(loss)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["bce", "bce_logits", "mse"])
+@pytest.mark.parametrize("weights", [(), ("w",), ("s",), ("w", "pw", "s")])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_binary_blocks_match_the_formulas(dtype, name, weights, eps):
+    rng = rng_for(name, weights, eps)
+    n = 1000
+    if name == "bce":
+        x = rng.uniform(0, 1, n)
+        x[:3] = [0, 1, 1e-30]
+    else:
+        x = rng.normal(scale=4, size=n)
+    y = rng.uniform(0, 1, n) if name != "mse" else rng.normal(size=n)
+    x, y = x.astype(dtype), y.astype(dtype)
+    ops = {k: rng.uniform(0.5, 2, n).astype(dtype) if k in weights else None for k in ("w", "pw", "s")}
+    eps = eps if name == "bce_logits" else 0.0
+    loss, grad = P.binary_block(VARIANTS[-1], name, x, y, label_smoothing=eps, grad_scale=0.25, **ops)
+    f64 = {k: None if a is None else a.astype(np.float64) for k, a in ops.items()}
+    want_loss, want_grad = oracle_binary(name, x.astype(np.float64), y.astype(np.float64),
+                                         f64["w"], f64["pw"], f64["s"], eps, 0.25)
+    if name == "bce":  # the C log1p(-p) is exact where the oracle's log(1 - p) rounds
+        want_loss[np.abs(x) < 1e-6] = loss[np.abs(x) < 1e-6]
+    assert_close(loss, want_loss, dtype)
+    assert_close(grad, want_grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_logits_infinite_logits_give_the_limit(dtype):
+    z = np.array([np.inf, -np.inf, np.inf, -np.inf, np.nan], dtype)
+    y = np.array([1, 0, 0, 1, 1], dtype)
+    loss, grad = P.binary_block(VARIANTS[-1], "bce_logits", z, y)
+    np.testing.assert_array_equal(loss[:4], [0, 0, np.inf, np.inf])
+    np.testing.assert_array_equal(grad[:4], [0, 0, 1, -1])
+    assert np.isnan(loss[4]) and np.isnan(grad[4])
+
+
+# ---------------------------------------------------------------- SIMD variants
+
+def all_function_calls(dtype, variant, rng):
+    """Every table function on awkward sizes (tails of every length)."""
+    results = []
+    for n in (1, 3, 15, 16, 17, 31, 64, 257):
+        z = rng.normal(scale=6, size=n).astype(dtype)
+        p = rng.uniform(0, 1, n).astype(dtype)
+        y = rng.uniform(0, 1, n).astype(dtype)
+        w = rng.uniform(0.5, 2, n)
+        for name in ("exp", "log1pexp", "sigmoid", "log_sigmoid", "softmax_row", "log_softmax_row"):
+            results.append(P.block(variant, name, z))
+        for name in ("log", "log1p"):
+            results.append(P.block(variant, name, p * 3))
+        for name in ("sum", "row_max", "row_logsumexp"):
+            results.append(P.reduce(variant, name, z))
+        for name, x in (("bce", p), ("bce_logits", z), ("mse", z)):
+            results += P.binary_block(variant, name, x, y, w=y, pw=p, s=p, label_smoothing=0.1,
+                                      grad_scale=0.3)
+        target = int(rng.integers(n))
+        for name in ROW_LOSSES:
+            x = p if name.startswith("categorical") else z
+            results += P.multiclass_row(variant, name, x, target=target, y=y, class_weight=w,
+                                        label_smoothing=0.0 if name == "nll_index" else 0.1,
+                                        grad_scale=0.7)
+    return results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS[1:] or [pytest.param("none", marks=pytest.mark.skip(
+    reason="this CPU runs the baseline variant only"))])
+def test_every_simd_variant_gives_the_baseline_bits(variant, dtype):
+    baseline = all_function_calls(dtype, "baseline", np.random.default_rng(5))
+    other = all_function_calls(dtype, variant, np.random.default_rng(5))
+    assert len(baseline) == len(other)
+    for i, (a, b) in enumerate(zip(baseline, other)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype
+        assert a.tobytes() == b.tobytes(), f"result {i} differs between baseline and {variant}"
+
+
+def test_simd_selection():
+    assert P.available()[0] == "baseline"
+    assert P.select("baseline") and P.active() == "baseline"
+    assert not P.select("no-such-variant") and P.active() == "baseline"
+    assert P.select(None) and P.active() == P.available()[-1]
+
+
+# ---------------------------------------------------------------- ulp accuracy
+
+mpmath = pytest.importorskip("mpmath")
+mp = mpmath.mp
+DIGITS = 50  # working precision of the exact values (mpmath.workdps: no global change)
+
+# What each primitive computes, in mpmath.
+EXACT = {
+    "exp": lambda x: mp.exp(x),
+    "log": lambda x: mp.log(x) if x > 0 else (mp.ninf if x == 0 else mp.nan),
+    "log1p": lambda x: mp.log1p(x) if x > -1 else (mp.ninf if x == -1 else mp.nan),
+    "log1pexp": lambda x: mp.log1p(mp.exp(x)),
+    "log_sigmoid": lambda x: -mp.log1p(mp.exp(-x)),
+    "sigmoid": lambda x: 1 / (1 + mp.exp(-x)),
+}
+MAX_ULP = 4.0
+
+
+def ulp_error(computed, exact, dtype):
+    """|computed - exact| in units of the last place of the correctly rounded
+    value in `dtype` (subnormal results: the subnormal spacing); 0 for a
+    matching special value, inf for a wrong one."""
+    info = np.finfo(dtype)
+    precision, min_exponent, max_exponent = info.nmant + 1, info.minexp, info.maxexp
+    computed = float(computed)
+    if mpmath.isnan(exact):
+        return 0.0 if np.isnan(computed) else np.inf
+    overflow = (2 - mp.mpf(2) ** -precision) * mp.mpf(2) ** (max_exponent - 1)
+    if mpmath.isinf(exact) or abs(exact) >= overflow:
+        return 0.0 if computed == (np.inf if exact > 0 else -np.inf) else np.inf
+    if not np.isfinite(computed):
+        return np.inf
+    exponent = mp.frexp(exact)[1] - 1 if exact != 0 else min_exponent
+    ulp = mp.mpf(2) ** (max(exponent, min_exponent) - precision + 1)
+    return float(abs(mp.mpf(computed) - exact) / ulp)
+
+
+def special_points(dtype):
+    info = np.finfo(dtype)
+    return [0.0, -0.0, np.inf, -np.inf, np.nan, info.max, -info.max, info.tiny, -info.tiny,
+            info.smallest_subnormal, -info.smallest_subnormal, 1.0, -1.0]
+
+
+def around(points, dtype, ulps=3):
+    """Each point and its neighbours a few ulps away, in dtype."""
+    out = []
+    for p in np.asarray(points, dtype):
+        q = p
+        for _ in range(ulps):
+            q = np.nextafter(q, dtype(np.inf))
+            out.append(q)
+        q = p
+        for _ in range(ulps):
+            q = np.nextafter(q, dtype(-np.inf))
+            out.append(q)
+        out.append(p)
+    return out
+
+
+def sample_points(name, dtype, count, rng):
+    """Arguments covering the whole finite range of `name` in `dtype`: a
+    uniform sweep, log-uniform magnitudes of both signs, the overflow and
+    underflow (subnormal-result) edges, the cut-offs and specials."""
+    info = np.finfo(dtype)
+    is64 = dtype == np.float64
+    log_max = float(np.log(info.max))
+    log_min_sub = float(np.log(info.smallest_subnormal))
+    log_tiny = float(np.log(info.tiny))
+    magnitudes = np.exp(rng.uniform(np.log(info.smallest_subnormal), np.log(info.max), count))
+    signs = rng.choice([-1.0, 1.0], count)
+    points = list(special_points(dtype))
+    if name == "exp":
+        points += list(rng.uniform(log_min_sub - 1, log_max + 1, count))
+        points += list(rng.uniform(log_min_sub, log_tiny, count // 2))  # subnormal results
+        points += list(signs * np.exp(rng.uniform(np.log(info.smallest_subnormal), 0, count)))
+        points += around([log_max, log_min_sub, log_min_sub + np.log(2) / 2, log_tiny,
+                          np.log(2) / 2, -np.log(2) / 2, 1e-300 if is64 else 1e-38], dtype)
+    elif name == "log":
+        points += list(magnitudes) + list(rng.uniform(0.5, 2, count // 2))
+        points += list(rng.uniform(0, info.tiny, count // 4))  # subnormal arguments
+        points += around([1.0, np.sqrt(0.5), np.sqrt(2), 2.0, 0.5], dtype, ulps=6)
+    elif name == "log1p":
+        points += list(magnitudes)
+        points += list(-np.exp(rng.uniform(np.log(info.smallest_subnormal), 0, count)))
+        points += list(-1 + np.exp(rng.uniform(np.log(info.eps), 0, count // 2)))  # near -1
+        points += around([-1.0, -0.5, np.sqrt(0.5) - 1, np.sqrt(2) - 1, 1.0], dtype, ulps=6)
+    else:  # log1pexp, log_sigmoid, sigmoid
+        points += list(rng.uniform(-1.1 * log_max, 1.1 * log_max, count))
+        points += list(rng.uniform(-40, 40, count))
+        points += list(signs * magnitudes)
+        cuts = [-37.0, -2.0, 18.0, 33.3] if is64 else [-17.0, -2.0, 15.0, 18.0]
+        points += around(cuts + [-c for c in cuts] + [0.0], dtype, ulps=4)
+        points += list(np.concatenate([np.linspace(c - 0.5, c + 0.5, 41) for c in cuts]))
+    return np.array(points, dtype=dtype)
+
+
+def max_ulp(name, dtype, count, seed=0):
+    """(max ulp error, argument) of the crossent_math.h primitive `name`."""
+    x = sample_points(name, dtype, count, np.random.default_rng(seed))
+    computed = P.scalar(name, x)
+    # The vectorised block of every variant must agree with the scalar code.
+    if name in ("exp", "log", "log1p", "log1pexp", "sigmoid", "log_sigmoid"):
+        for variant in VARIANTS:
+            np.testing.assert_array_equal(P.block(variant, name, x), computed)
+    worst, worst_x = 0.0, None
+    with mpmath.workdps(DIGITS):
+        for xi, ci in zip(x, computed):
+            err = ulp_error(ci, EXACT[name](mp.mpf(float(xi))), dtype)
+            if err > worst:
+                worst, worst_x = err, float(xi)
+    return worst, worst_x
+
+
+PRIMITIVES = ["exp", "log", "log1p", "log1pexp", "log_sigmoid", "sigmoid"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_primitive_is_within_4_ulp_of_mpmath(name, dtype):
+    worst, where = max_ulp(name, dtype, count=1500)
+    assert worst <= MAX_ULP, f"{name} {np.dtype(dtype)}: {worst:.2f} ulp at x = {where!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_primitive_is_within_4_ulp_of_mpmath_thorough(name, dtype):
+    worst, where = max_ulp(name, dtype, count=15000, seed=1)
+    print(f"\nmax ulp {name} {np.dtype(dtype)}: {worst:.3f} at x = {where!r}")
+    assert worst <= MAX_ULP, f"{name} {np.dtype(dtype)}: {worst:.2f} ulp at x = {where!r}"
+
+
+# float64 NumPy versions of the primitives: accurate to ~1e-16, far below a
+# float32 ulp, so they measure float32 errors on millions of points cheaply.
+FLOAT64_REFERENCE = {
+    "exp": np.exp,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log1pexp": lambda x: np.logaddexp(0, x),
+    "log_sigmoid": lambda x: -np.logaddexp(0, -x),
+    "sigmoid": lambda x: np.exp(-np.logaddexp(0, -x)),
+}
+
+
+def float32_ulp_errors(name, x):
+    """ulp errors of the float32 primitive on x against its float64 value."""
+    with np.errstate(all="ignore"):  # log(<0), overflow to inf: the specials checked below
+        exact = FLOAT64_REFERENCE[name](x.astype(np.float64))
+        rounded = exact.astype(np.float32)
+    computed = P.block(VARIANTS[-1], name, x).astype(np.float64)
+    finite = np.isfinite(rounded)
+    # Where the correctly rounded value is inf or NaN, the result must equal it.
+    assert np.array_equal(computed[~finite], rounded[~finite].astype(np.float64), equal_nan=True)
+    ulp = np.spacing(np.abs(rounded[finite])).astype(np.float64)
+    return np.abs(computed[finite] - exact[finite]) / ulp
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_float32_primitive_on_a_million_points(name):
+    rng = np.random.default_rng(3)
+    if name in ("log", "log1p"):
+        bits = rng.integers(0, 0x7F800000, 10**6, dtype=np.uint32)  # every positive float
+        x = bits.view(np.float32)
+        if name == "log1p":
+            x = np.concatenate([x, -x[x < 1]])
+    else:
+        x = rng.uniform(-110, 110, 10**6).astype(np.float32)
+    assert np.max(float32_ulp_errors(name, x)) <= MAX_ULP
+
+
+# ---------------------------------------------------------------- speed
+
+def ns_per_element(function, x, repeats=5):
+    """Best-of-`repeats` wall time of function(x) per element, in ns."""
+    import time
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function(x)
+        best = min(best, time.perf_counter() - start)
+    return best / x.size * 1e9
+
+
+def exp_timings(size=10**7):
+    """ns/element of the vectorised exp of each variant and of libm's exp /
+    expf (called per element from a C loop), on `size` arguments where the
+    results are normal."""
+    rows = {}
+    for dtype in DTYPES:
+        x = np.random.default_rng(0).uniform(-80, 80, size).astype(dtype)
+        out = np.empty_like(x)
+        timings = {v: ns_per_element(lambda a: P.block(v, "exp", a, out=out), x) for v in VARIANTS}
+        timings["libm"] = ns_per_element(lambda a: P.scalar("libm_exp", a), x)
+        rows[np.dtype(dtype).name] = timings
+    return rows
+
+
+@pytest.mark.slow
+def test_vectorised_exp_beats_libm():
+    rows = exp_timings()
+    for dtype, timings in rows.items():
+        print(f"\nexp {dtype} ns/element: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+    # The best variant must beat a libm call per element (a lax bound: the
+    # machine is shared).
+    for dtype, timings in rows.items():
+        assert timings[VARIANTS[-1]] < timings["libm"], (dtype, timings)
+
+
+if __name__ == "__main__":
+    # The numbers of docs/numerics.md:
+    #   python tests/test_math_header.py          exp timings
+    #   python tests/test_math_header.py ulp N    max ulp per primitive (N = 30000: ~3 min)
+    import sys
+    if sys.argv[1:2] == ["ulp"]:
+        for name in PRIMITIVES:
+            for dtype in DTYPES:
+                worst, where = max_ulp(name, dtype, int(sys.argv[2]), seed=2)
+                print(f"{name:12s} {np.dtype(dtype).name}: max {worst:.3f} ulp at x = {where!r}")
+    else:
+        for dtype, timings in exp_timings().items():
+            print(f"exp {dtype:8s} ns/element: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
