@@ -94,7 +94,7 @@ def layouts(a, broadcast=True):
     (zero strides) repeat one slice of ``a`` along an axis, so compare each
     view's result with the result of ``np.ascontiguousarray(view)``.
     """
-    a = np.ascontiguousarray(a)
+    a = np.require(np.asarray(a), requirements="C")  # (ascontiguousarray would make 0-d 1-d)
     yield "C-contiguous", a.copy()
     yield "readonly", _readonly(a)
     if a.ndim == 0:
