@@ -1,0 +1,795 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The Cython backend ("cython"): nogil, OpenMP loops over the row and block
+functions of csrc/crossent_rows.h.
+
+The loops own iteration, staging and threading; the math lives in the C
+header.  Every kernel of docs/kernels.md follows the same plan:
+
+* The def function of a kernel reads the canonical operands' data pointers
+  and byte strides into a plain C struct (a context) and picks the float32 or
+  float64 specialisation of the fused loops.
+* The work is cut into fixed blocks (CE_BLOCK_ELEMS flat elements, or
+  CE_BLOCK_ROWS rows).  A block function stages what is not contiguous into
+  per-thread buffers (a few rows at a time for row operands), calls the C function on contiguous data, scatters the
+  outputs back and returns the block's float64 loss sum.
+* _run_blocks runs the blocks, in parallel when the work pays for the
+  threads, and adds the block sums to acc one by one in block order: the bits
+  never depend on n_threads, and a strided operand gives the bits of its
+  contiguous copy (the C function sees the same values either way).
+"""
+from cython.parallel cimport prange, parallel
+from cython cimport floating
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int32_t, int64_t
+cimport numpy as cnp
+
+from crossent_rows cimport *
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #if CE_HAVE_OPENMP && defined(_OPENMP)
+    #include <omp.h>
+    static int ce_cy_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int ce_cy_max_threads(void) { return 1; }
+    #endif
+    """
+    int ce_cy_max_threads() nogil
+    int CE_HAVE_OPENMP
+    const char *CE_BUILD_FLAGS
+
+NAME = "cython"
+
+# Below this many elements of work, a second thread costs more (wake-up,
+# false sharing of the block-sum array) than it saves.
+cdef Py_ssize_t PARALLEL_MIN_WORK = 32768
+
+
+def info():
+    return {
+        "simd": ce_simd_name().decode(),
+        "simd_available": ce_simd_available().decode(),
+        "openmp": bool(CE_HAVE_OPENMP),
+        "build_flags": CE_BUILD_FLAGS.decode(),
+        "max_threads": ce_cy_max_threads(),
+    }
+
+
+def set_simd(variant):
+    """Use SIMD variant ``variant`` ("baseline", "avx2", "avx512"; "" = best)."""
+    if ce_simd_select(str(variant).encode()) != 0:
+        raise ValueError(f"SIMD variant {variant!r} is not available on this CPU "
+                         f"(available: {ce_simd_available().decode()})")
+
+
+# ----------------------------------------------------------------- operands
+
+# A strided operand, type-erased: data pointer and BYTE strides, so that every
+# offset is computed in Py_ssize_t (no int overflow past 2**31 elements).
+# data == NULL marks an absent operand.
+cdef struct Strided:
+    char *data
+    Py_ssize_t shape[3]
+    Py_ssize_t strides[3]
+
+
+cdef inline bint _is_float32(object arr) except -1:
+    return cnp.PyArray_TYPE(<cnp.ndarray?>arr) == cnp.NPY_FLOAT32
+
+
+# Operands are read through the NumPy C API rather than typed memoryviews:
+# acquiring a memoryview costs ~0.3-0.5 us per operand (buffer export, format
+# parsing, a Python object), which would dominate a small call; reading
+# data/shape/strides off the ndarray costs a few ns, and the checks below
+# keep the same guarantees (ndim, dtype, native byte order, alignment,
+# writability).
+cdef int _bind(Strided *op, object arr, int ndim, int typenum, bint writable) except -1:
+    """Describe ``arr`` (None: absent) in ``op``."""
+    cdef cnp.ndarray a
+    cdef int d
+    memset(op, 0, sizeof(Strided))
+    if arr is None:
+        return 0
+    a = <cnp.ndarray?>arr
+    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum
+            or not (cnp.PyArray_ISBEHAVED(a) if writable else cnp.PyArray_ISBEHAVED_RO(a))):
+        raise ValueError(f"kernel operand: expected a {'writable ' if writable else ''}aligned "
+                         f"native {ndim}-D array of type number {typenum}, got {arr!r:.80}")
+    op.data = cnp.PyArray_BYTES(a)
+    for d in range(ndim):
+        op.shape[d] = cnp.PyArray_DIMS(a)[d]
+        op.strides[d] = cnp.PyArray_STRIDES(a)[d]
+    return 0
+
+
+cdef inline int _bind_float(Strided *op, object arr, int ndim, bint f32,
+                            bint writable) except -1:
+    return _bind(op, arr, ndim, cnp.NPY_FLOAT32 if f32 else cnp.NPY_FLOAT64, writable)
+
+
+cdef int _bind_target(Strided *op, object arr) except -1:
+    """Describe an int32 or int64 (A, B) target array; returns its itemsize."""
+    if cnp.PyArray_TYPE(<cnp.ndarray?>arr) == cnp.NPY_INT32:
+        _bind(op, arr, 2, cnp.NPY_INT32, False)
+        return 4
+    _bind(op, arr, 2, cnp.NPY_INT64, False)
+    return 8
+
+
+cdef const double *_class_weight_pointer(object class_weight) except? NULL:
+    """class_weight is None or a C-contiguous float64 vector."""
+    cdef Strided op
+    _bind(&op, class_weight, 1, cnp.NPY_FLOAT64, False)
+    if op.data != NULL and op.shape[0] > 1 and op.strides[0] != sizeof(double):
+        raise ValueError("kernel operand: class_weight must be C-contiguous")
+    return <const double *>op.data
+
+
+cdef inline char *_at2(const Strided *op, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    return op.data + i * op.strides[0] + j * op.strides[1]
+
+
+cdef inline Py_ssize_t _target_at(const Strided *op, int itemsize, Py_ssize_t a,
+                                  Py_ssize_t b) noexcept nogil:
+    if itemsize == 4:
+        return (<const int32_t *>_at2(op, a, b))[0]
+    return (<const int64_t *>_at2(op, a, b))[0]
+
+
+cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+# ------------------------------------------------------------- block runner
+
+# Processes block `block` of ctx; scratch is this thread's staging memory
+# (NULL when none is needed); stores the block's loss sum in *block_sum.
+ctypedef void (*BlockFn)(const void *ctx, Py_ssize_t block, void *scratch,
+                         double *block_sum) noexcept nogil
+
+
+cdef int _threads_for(Py_ssize_t work, Py_ssize_t n_blocks, int n_threads) noexcept nogil:
+    if work < PARALLEL_MIN_WORK or n_blocks < 2 or n_threads < 2:
+        return 1
+    return <int>_min(n_threads, n_blocks)
+
+
+cdef int _run_blocks(BlockFn block_fn, const void *ctx, Py_ssize_t n_blocks,
+                     size_t scratch_bytes, int threads, double *acc) noexcept nogil:
+    """Run every block; add the block sums to *acc in block order.
+    Returns -1 when a staging buffer cannot be allocated, else 0."""
+    cdef Py_ssize_t block, parallel_block
+    cdef double block_sum
+    cdef double *block_sums
+    cdef void *scratch = NULL
+    cdef int failed = 0
+    if threads <= 1:
+        if scratch_bytes:
+            scratch = malloc(scratch_bytes)
+            if scratch == NULL:
+                return -1
+        for block in range(n_blocks):
+            block_fn(ctx, block, scratch, &block_sum)
+            acc[0] += block_sum
+        free(scratch)
+        return 0
+    block_sums = <double *>malloc(n_blocks * sizeof(double))
+    if block_sums == NULL:
+        return -1
+    with parallel(num_threads=threads):
+        scratch = malloc(scratch_bytes) if scratch_bytes else NULL
+        for parallel_block in prange(n_blocks, schedule='static'):
+            if scratch_bytes and scratch == NULL:
+                failed += 1
+            else:
+                block_fn(ctx, parallel_block, scratch, &block_sums[parallel_block])
+        free(scratch)
+    if failed == 0:
+        for block in range(n_blocks):
+            acc[0] += block_sums[block]
+    free(block_sums)
+    return -1 if failed else 0
+
+
+cdef double _run(BlockFn block_fn, const void *ctx, Py_ssize_t n_blocks, size_t scratch_bytes,
+                 Py_ssize_t work, int n_threads, double acc) except? -1:
+    """acc plus the ordered block sums; the GIL is dropped only when the work
+    is large enough for that to be worth its cost."""
+    cdef int threads = _threads_for(work, n_blocks, n_threads)
+    cdef int status
+    if work < PARALLEL_MIN_WORK:
+        status = _run_blocks(block_fn, ctx, n_blocks, scratch_bytes, threads, &acc)
+    else:
+        with nogil:
+            status = _run_blocks(block_fn, ctx, n_blocks, scratch_bytes, threads, &acc)
+    if status != 0:
+        raise MemoryError("crossent: cannot allocate a staging buffer")
+    return acc
+
+
+# ------------------------------------------------------- elementwise kernels
+
+cdef enum ElementwiseKind:
+    EW_SIGMOID
+    EW_LOG_SIGMOID
+    EW_BCE
+    EW_BCE_LOGITS
+    EW_MSE
+
+# Operand slots of an elementwise kernel, inputs first.
+cdef enum:
+    OP_X            # x, p or z
+    OP_Y            # y or t
+    OP_WEIGHT
+    OP_POS_WEIGHT
+    OP_SAMPLE_WEIGHT
+    N_INPUTS
+    OP_LOSS = N_INPUTS   # per-element losses (a buffer even when not requested)
+    OP_GRAD          # gradient, or the activation's output
+    N_OPERANDS
+
+cdef struct ElementwiseCtx:
+    int kind
+    Py_ssize_t cols, total
+    Strided op[N_OPERANDS]
+    bint needed[N_OPERANDS]    # the C function gets a pointer here
+    Py_ssize_t slot[N_OPERANDS]  # staging slot, -1: contiguous, used in place
+    Py_ssize_t block_len         # elements per staging slot
+    double label_smoothing, grad_scale
+
+
+cdef void _gather_flat(const Strided *op, Py_ssize_t cols, Py_ssize_t start,
+                       Py_ssize_t n, floating *dst) noexcept nogil:
+    """dst[i] = op[flat index start + i] for i < n (C order of (R, cols))."""
+    cdef Py_ssize_t r = start // cols
+    cdef Py_ssize_t k = start - r * cols
+    cdef Py_ssize_t i = 0, j, take
+    cdef char *row
+    while i < n:
+        row = op.data + r * op.strides[0] + k * op.strides[1]
+        take = _min(cols - k, n - i)
+        if op.strides[1] == sizeof(floating):
+            memcpy(dst + i, row, take * sizeof(floating))
+        else:
+            for j in range(take):
+                dst[i + j] = (<floating *>(row + j * op.strides[1]))[0]
+        i += take
+        k = 0
+        r += 1
+
+
+cdef void _scatter_flat(const Strided *op, Py_ssize_t cols, Py_ssize_t start,
+                        Py_ssize_t n, const floating *src) noexcept nogil:
+    """op[flat index start + i] = src[i] for i < n."""
+    cdef Py_ssize_t r = start // cols
+    cdef Py_ssize_t k = start - r * cols
+    cdef Py_ssize_t i = 0, j, take
+    cdef char *row
+    while i < n:
+        row = op.data + r * op.strides[0] + k * op.strides[1]
+        take = _min(cols - k, n - i)
+        if op.strides[1] == sizeof(floating):
+            memcpy(row, src + i, take * sizeof(floating))
+        else:
+            for j in range(take):
+                (<floating *>(row + j * op.strides[1]))[0] = src[i + j]
+        i += take
+        k = 0
+        r += 1
+
+
+cdef void _elementwise_call(const ElementwiseCtx *c, floating **p, Py_ssize_t n) noexcept nogil:
+    """The one C block function of kind c.kind on contiguous pointers p."""
+    if c.kind == EW_SIGMOID:
+        if floating is float:
+            ce_sigmoid_f32(p[OP_X], p[OP_GRAD], n)
+        else:
+            ce_sigmoid_f64(p[OP_X], p[OP_GRAD], n)
+    elif c.kind == EW_LOG_SIGMOID:
+        if floating is float:
+            ce_log_sigmoid_f32(p[OP_X], p[OP_GRAD], n)
+        else:
+            ce_log_sigmoid_f64(p[OP_X], p[OP_GRAD], n)
+    elif c.kind == EW_BCE:
+        if floating is float:
+            ce_bce_block_f32(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_SAMPLE_WEIGHT],
+                             p[OP_LOSS], p[OP_GRAD], c.grad_scale, n)
+        else:
+            ce_bce_block_f64(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_SAMPLE_WEIGHT],
+                             p[OP_LOSS], p[OP_GRAD], c.grad_scale, n)
+    elif c.kind == EW_BCE_LOGITS:
+        if floating is float:
+            ce_bce_logits_block_f32(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_POS_WEIGHT],
+                                    p[OP_SAMPLE_WEIGHT], c.label_smoothing, p[OP_LOSS],
+                                    p[OP_GRAD], c.grad_scale, n)
+        else:
+            ce_bce_logits_block_f64(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_POS_WEIGHT],
+                                    p[OP_SAMPLE_WEIGHT], c.label_smoothing, p[OP_LOSS],
+                                    p[OP_GRAD], c.grad_scale, n)
+    elif c.kind == EW_MSE:
+        if floating is float:
+            ce_mse_block_f32(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_SAMPLE_WEIGHT],
+                             p[OP_LOSS], p[OP_GRAD], c.grad_scale, n)
+        else:
+            ce_mse_block_f64(p[OP_X], p[OP_Y], p[OP_WEIGHT], p[OP_SAMPLE_WEIGHT],
+                             p[OP_LOSS], p[OP_GRAD], c.grad_scale, n)
+
+
+cdef void _elementwise_block(const ElementwiseCtx *c, Py_ssize_t block, floating *scratch,
+                             double *block_sum) noexcept nogil:
+    cdef Py_ssize_t start = block * CE_BLOCK_ELEMS
+    cdef Py_ssize_t n = _min(CE_BLOCK_ELEMS, c.total - start)
+    cdef floating *p[N_OPERANDS]
+    cdef int i
+    for i in range(N_OPERANDS):
+        if not c.needed[i]:
+            p[i] = NULL
+        elif c.slot[i] < 0:
+            p[i] = <floating *>c.op[i].data + start
+        else:
+            p[i] = scratch + c.slot[i] * c.block_len
+            if i < N_INPUTS:
+                _gather_flat(&c.op[i], c.cols, start, n, p[i])
+    _elementwise_call(c, p, n)
+    for i in range(N_INPUTS, N_OPERANDS):
+        if c.needed[i] and c.slot[i] >= 0 and c.op[i].data != NULL:
+            _scatter_flat(&c.op[i], c.cols, start, n, p[i])
+    block_sum[0] = 0.0
+    if c.needed[OP_LOSS]:
+        if floating is float:
+            block_sum[0] = ce_sum_f32(p[OP_LOSS], n)
+        else:
+            block_sum[0] = ce_sum_f64(p[OP_LOSS], n)
+
+
+cdef void _elementwise_block_f32(const void *ctx, Py_ssize_t block, void *scratch,
+                                 double *block_sum) noexcept nogil:
+    _elementwise_block(<const ElementwiseCtx *>ctx, block, <float *>scratch, block_sum)
+
+
+cdef void _elementwise_block_f64(const void *ctx, Py_ssize_t block, void *scratch,
+                                 double *block_sum) noexcept nogil:
+    _elementwise_block(<const ElementwiseCtx *>ctx, block, <double *>scratch, block_sum)
+
+
+cdef inline bint _flat_contiguous(const Strided *op, Py_ssize_t rows, Py_ssize_t cols,
+                                  Py_ssize_t itemsize) noexcept nogil:
+    """True when element r*cols + k sits at data + (r*cols + k)*itemsize."""
+    return ((cols <= 1 or op.strides[1] == itemsize)
+            and (rows <= 1 or op.strides[0] == cols * itemsize))
+
+
+cdef object _run_elementwise(int kind, x2, y2, weight2, pos_weight2, sample_weight2,
+                             losses_out2, out2, double label_smoothing, double grad_scale,
+                             int n_threads, double acc):
+    cdef ElementwiseCtx c
+    cdef bint f32 = _is_float32(x2)
+    cdef Py_ssize_t itemsize = 4 if f32 else 8
+    cdef Py_ssize_t rows, n_blocks, n_slots = 0
+    cdef int i
+    c.kind = kind
+    c.label_smoothing = label_smoothing
+    c.grad_scale = grad_scale
+    _bind_float(&c.op[OP_X], x2, 2, f32, False)
+    _bind_float(&c.op[OP_Y], y2, 2, f32, False)
+    _bind_float(&c.op[OP_WEIGHT], weight2, 2, f32, False)
+    _bind_float(&c.op[OP_POS_WEIGHT], pos_weight2, 2, f32, False)
+    _bind_float(&c.op[OP_SAMPLE_WEIGHT], sample_weight2, 2, f32, False)
+    _bind_float(&c.op[OP_LOSS], losses_out2, 2, f32, True)
+    _bind_float(&c.op[OP_GRAD], out2, 2, f32, True)
+    rows = c.op[OP_X].shape[0]
+    c.cols = c.op[OP_X].shape[1]
+    c.total = rows * c.cols
+    c.block_len = _min(CE_BLOCK_ELEMS, c.total)
+    for i in range(N_OPERANDS):
+        c.needed[i] = c.op[i].data != NULL or (i == OP_LOSS and kind >= EW_BCE)
+        c.slot[i] = -1
+        if c.needed[i] and (c.op[i].data == NULL
+                            or not _flat_contiguous(&c.op[i], rows, c.cols, itemsize)):
+            c.slot[i] = n_slots
+            n_slots += 1
+    n_blocks = (c.total + CE_BLOCK_ELEMS - 1) // CE_BLOCK_ELEMS
+    return _run(_elementwise_block_f32 if f32 else _elementwise_block_f64, &c, n_blocks,
+                n_slots * c.block_len * itemsize, c.total, n_threads, acc)
+
+
+def sigmoid(x2, out2, int n_threads):
+    _run_elementwise(EW_SIGMOID, x2, None, None, None, None, None, out2, 0.0, 1.0, n_threads, 0.0)
+
+
+def log_sigmoid(x2, out2, int n_threads):
+    _run_elementwise(EW_LOG_SIGMOID, x2, None, None, None, None, None, out2, 0.0, 1.0,
+                     n_threads, 0.0)
+
+
+def bce(p2, y2, weight2, sample_weight2, losses_out2, grad_out2, double grad_scale,
+        int n_threads, double acc):
+    return _run_elementwise(EW_BCE, p2, y2, weight2, None, sample_weight2, losses_out2,
+                            grad_out2, 0.0, grad_scale, n_threads, acc)
+
+
+def bce_with_logits(z2, y2, weight2, pos_weight2, sample_weight2, double label_smoothing,
+                    losses_out2, grad_out2, double grad_scale, int n_threads, double acc):
+    return _run_elementwise(EW_BCE_LOGITS, z2, y2, weight2, pos_weight2, sample_weight2,
+                            losses_out2, grad_out2, label_smoothing, grad_scale, n_threads, acc)
+
+
+def mse(x2, t2, weight2, sample_weight2, losses_out2, grad_out2, double grad_scale,
+        int n_threads, double acc):
+    return _run_elementwise(EW_MSE, x2, t2, weight2, None, sample_weight2, losses_out2,
+                            grad_out2, 0.0, grad_scale, n_threads, acc)
+
+
+# ---------------------------------------------------------------- row kernels
+
+cdef enum RowKind:
+    ROW_SOFTMAX
+    ROW_LOG_SOFTMAX
+    ROW_LOGSUMEXP
+    ROW_SOFTMAX_XENT_INDEX
+    ROW_SOFTMAX_XENT_SOFT
+    ROW_CATEGORICAL_XENT_INDEX
+    ROW_CATEGORICAL_XENT_SOFT
+    ROW_NLL_INDEX
+
+cdef struct RowCtx:
+    int kind
+    Py_ssize_t n_rows, inner, n_classes   # rows are (a, b), a*inner + b
+    Strided x, y, out3                    # (A, B, C); out3: gradient or activation
+    Strided target, sample_weight, out2   # (A, B); out2: losses or logsumexp
+    int target_itemsize
+    const double *class_weight
+    Py_ssize_t ignore_index
+    double label_smoothing, grad_scale
+    # Operands whose class stride is not one element are staged tile_rows
+    # rows at a time into a (tile_rows, C) tile at these offsets (elements)
+    # of scratch; -1: the rows are used in place.
+    Py_ssize_t tile_rows
+    Py_ssize_t stage_x, stage_y, stage_out
+
+
+cdef inline bint _is_index_kind(int kind) noexcept nogil:
+    return (kind == ROW_SOFTMAX_XENT_INDEX or kind == ROW_CATEGORICAL_XENT_INDEX
+            or kind == ROW_NLL_INDEX)
+
+
+cdef inline bint _has_loss(int kind) noexcept nogil:
+    return kind >= ROW_SOFTMAX_XENT_INDEX
+
+
+# A staging tile holds at most this many elements.  Gathering several rows
+# at once reads a Fortran-ordered operand a cache line (and a page) at a time
+# instead of one element per page; the tile stays within L2.
+cdef Py_ssize_t TILE_ELEMS = 16384
+
+
+cdef void _gather_tile(const Strided *op, const Py_ssize_t *row_a, const Py_ssize_t *row_b,
+                       Py_ssize_t n_rows, Py_ssize_t n_classes, floating *tile) noexcept nogil:
+    """tile[i*C + j] = op[row_a[i], row_b[i], j]."""
+    cdef char *rows[CE_BLOCK_ROWS]
+    cdef Py_ssize_t i, j
+    for i in range(n_rows):
+        rows[i] = _at2(op, row_a[i], row_b[i])
+    for j in range(n_classes):
+        for i in range(n_rows):
+            tile[i * n_classes + j] = (<floating *>(rows[i] + j * op.strides[2]))[0]
+
+
+cdef void _scatter_tile(const Strided *op, const Py_ssize_t *row_a, const Py_ssize_t *row_b,
+                        Py_ssize_t n_rows, Py_ssize_t n_classes, const floating *tile) noexcept nogil:
+    """op[row_a[i], row_b[i], j] = tile[i*C + j]."""
+    cdef char *rows[CE_BLOCK_ROWS]
+    cdef Py_ssize_t i, j
+    for i in range(n_rows):
+        rows[i] = _at2(op, row_a[i], row_b[i])
+    for j in range(n_classes):
+        for i in range(n_rows):
+            (<floating *>(rows[i] + j * op.strides[2]))[0] = tile[i * n_classes + j]
+
+
+cdef inline floating *_row_pointer(const Strided *op, Py_ssize_t a, Py_ssize_t b,
+                                   Py_ssize_t stage, Py_ssize_t tile_row, Py_ssize_t n_classes,
+                                   floating *scratch) noexcept nogil:
+    """Row (a, b) of op as a contiguous pointer: in place, or its tile row."""
+    if stage < 0:
+        return <floating *>_at2(op, a, b)
+    return scratch + stage + tile_row * n_classes
+
+
+cdef floating _row_loss(const RowCtx *c, const floating *x, const floating *y, Py_ssize_t t,
+                        floating *grad, double scale) noexcept nogil:
+    """The C row function of kind c.kind: class-weighted loss of one row."""
+    cdef Py_ssize_t n = c.n_classes
+    if c.kind == ROW_SOFTMAX_XENT_INDEX:
+        if floating is float:
+            return ce_softmax_xent_index_row_f32(x, n, t, c.class_weight, c.label_smoothing, grad, scale)
+        else:
+            return ce_softmax_xent_index_row_f64(x, n, t, c.class_weight, c.label_smoothing, grad, scale)
+    if c.kind == ROW_SOFTMAX_XENT_SOFT:
+        if floating is float:
+            return ce_softmax_xent_soft_row_f32(x, y, n, c.class_weight, c.label_smoothing, grad, scale)
+        else:
+            return ce_softmax_xent_soft_row_f64(x, y, n, c.class_weight, c.label_smoothing, grad, scale)
+    if c.kind == ROW_CATEGORICAL_XENT_INDEX:
+        if floating is float:
+            return ce_categorical_xent_index_row_f32(x, n, t, c.class_weight, c.label_smoothing, grad, scale)
+        else:
+            return ce_categorical_xent_index_row_f64(x, n, t, c.class_weight, c.label_smoothing, grad, scale)
+    if c.kind == ROW_CATEGORICAL_XENT_SOFT:
+        if floating is float:
+            return ce_categorical_xent_soft_row_f32(x, y, n, c.class_weight, c.label_smoothing, grad, scale)
+        else:
+            return ce_categorical_xent_soft_row_f64(x, y, n, c.class_weight, c.label_smoothing, grad, scale)
+    if floating is float:  # ROW_NLL_INDEX
+        return ce_nll_index_row_f32(x, n, t, c.class_weight, grad, scale)
+    else:
+        return ce_nll_index_row_f64(x, n, t, c.class_weight, grad, scale)
+
+
+cdef void _row_activation(const RowCtx *c, const floating *x, floating *out, Py_ssize_t a,
+                          Py_ssize_t b) noexcept nogil:
+    cdef Py_ssize_t n = c.n_classes
+    if c.kind == ROW_SOFTMAX:
+        if floating is float:
+            ce_softmax_row_f32(x, out, n)
+        else:
+            ce_softmax_row_f64(x, out, n)
+    elif c.kind == ROW_LOG_SOFTMAX:
+        if floating is float:
+            ce_log_softmax_row_f32(x, out, n)
+        else:
+            ce_log_softmax_row_f64(x, out, n)
+    else:  # ROW_LOGSUMEXP
+        if floating is float:
+            (<float *>_at2(&c.out2, a, b))[0] = ce_row_logsumexp_f32(x, n)
+        else:
+            (<double *>_at2(&c.out2, a, b))[0] = ce_row_logsumexp_f64(x, n)
+
+
+cdef floating _one_row(const RowCtx *c, Py_ssize_t a, Py_ssize_t b, Py_ssize_t tile_row,
+                       floating *scratch) noexcept nogil:
+    """Process row (a, b), row tile_row of the current tile; return its
+    weighted loss (0 for activations)."""
+    cdef Py_ssize_t n = c.n_classes, t = 0, j
+    cdef const floating *x = _row_pointer(&c.x, a, b, c.stage_x, tile_row, n, scratch)
+    cdef const floating *y = NULL
+    cdef floating *out = NULL
+    cdef floating s = 1, loss = 0
+    if c.y.data != NULL:
+        y = _row_pointer(&c.y, a, b, c.stage_y, tile_row, n, scratch)
+    if c.out3.data != NULL:
+        out = _row_pointer(&c.out3, a, b, c.stage_out, tile_row, n, scratch)
+    if not _has_loss(c.kind):
+        _row_activation(c, x, out, a, b)
+    else:
+        if c.sample_weight.data != NULL:
+            s = (<floating *>_at2(&c.sample_weight, a, b))[0]
+        if _is_index_kind(c.kind):
+            t = _target_at(&c.target, c.target_itemsize, a, b)
+        if _is_index_kind(c.kind) and t == c.ignore_index:
+            if out != NULL:
+                for j in range(n):
+                    out[j] = 0
+        else:
+            loss = _row_loss(c, x, y, t, out, c.grad_scale * <double>s) * s
+        if c.out2.data != NULL:
+            (<floating *>_at2(&c.out2, a, b))[0] = loss
+    return loss
+
+
+cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
+                     double *block_sum) noexcept nogil:
+    cdef Py_ssize_t first = block * CE_BLOCK_ROWS
+    cdef Py_ssize_t n = _min(CE_BLOCK_ROWS, c.n_rows - first)
+    cdef Py_ssize_t a = first // c.inner
+    cdef Py_ssize_t b = first - a * c.inner
+    cdef Py_ssize_t i, tile_first, tile_len, C = c.n_classes
+    cdef Py_ssize_t row_a[CE_BLOCK_ROWS]
+    cdef Py_ssize_t row_b[CE_BLOCK_ROWS]
+    cdef floating losses[CE_BLOCK_ROWS]
+    for i in range(n):
+        row_a[i] = a
+        row_b[i] = b
+        b += 1
+        if b == c.inner:
+            b = 0
+            a += 1
+    tile_first = 0
+    while tile_first < n:
+        tile_len = _min(c.tile_rows, n - tile_first)
+        if c.stage_x >= 0:
+            _gather_tile(&c.x, row_a + tile_first, row_b + tile_first, tile_len, C,
+                         scratch + c.stage_x)
+        if c.stage_y >= 0:
+            _gather_tile(&c.y, row_a + tile_first, row_b + tile_first, tile_len, C,
+                         scratch + c.stage_y)
+        for i in range(tile_first, tile_first + tile_len):
+            losses[i] = _one_row(c, row_a[i], row_b[i], i - tile_first, scratch)
+        if c.stage_out >= 0:
+            _scatter_tile(&c.out3, row_a + tile_first, row_b + tile_first, tile_len, C,
+                          scratch + c.stage_out)
+        tile_first += tile_len
+    block_sum[0] = 0.0
+    if _has_loss(c.kind):
+        if floating is float:
+            block_sum[0] = ce_sum_f32(losses, n)
+        else:
+            block_sum[0] = ce_sum_f64(losses, n)
+
+
+cdef void _row_block_f32(const void *ctx, Py_ssize_t block, void *scratch,
+                         double *block_sum) noexcept nogil:
+    _row_block(<const RowCtx *>ctx, block, <float *>scratch, block_sum)
+
+
+cdef void _row_block_f64(const void *ctx, Py_ssize_t block, void *scratch,
+                         double *block_sum) noexcept nogil:
+    _row_block(<const RowCtx *>ctx, block, <double *>scratch, block_sum)
+
+
+cdef Py_ssize_t _stage_offset(const Strided *op, Py_ssize_t itemsize, Py_ssize_t tile_elems,
+                              Py_ssize_t *scratch_elems) noexcept nogil:
+    """Where op's tile lives in scratch, or -1 when its rows are used in place."""
+    cdef Py_ssize_t offset
+    if op.data == NULL or op.shape[2] <= 1 or op.strides[2] == itemsize:
+        return -1
+    offset = scratch_elems[0]
+    scratch_elems[0] += tile_elems
+    return offset
+
+
+cdef object _run_rows(int kind, x3, y3, target2, class_weight, sample_weight2,
+                      Py_ssize_t ignore_index, double label_smoothing, out2, out3,
+                      double grad_scale, int n_threads, double acc):
+    cdef RowCtx c
+    cdef bint f32 = _is_float32(x3)
+    cdef Py_ssize_t itemsize = 4 if f32 else 8
+    cdef Py_ssize_t n_blocks, scratch_elems = 0
+    memset(&c, 0, sizeof(RowCtx))
+    c.kind = kind
+    _bind_float(&c.x, x3, 3, f32, False)
+    _bind_float(&c.y, y3, 3, f32, False)
+    _bind_float(&c.out3, out3, 3, f32, True)
+    _bind_float(&c.sample_weight, sample_weight2, 2, f32, False)
+    _bind_float(&c.out2, out2, 2, f32, True)
+    if target2 is not None:
+        c.target_itemsize = _bind_target(&c.target, target2)
+    c.class_weight = _class_weight_pointer(class_weight)
+    c.ignore_index = ignore_index
+    c.label_smoothing = label_smoothing
+    c.grad_scale = grad_scale
+    c.inner = c.x.shape[1]
+    c.n_rows = c.x.shape[0] * c.inner
+    c.n_classes = c.x.shape[2]
+    c.tile_rows = max(1, min(CE_BLOCK_ROWS, TILE_ELEMS // max(c.n_classes, 1)))
+    c.stage_x = _stage_offset(&c.x, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
+    c.stage_y = _stage_offset(&c.y, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
+    c.stage_out = _stage_offset(&c.out3, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
+    n_blocks = (c.n_rows + CE_BLOCK_ROWS - 1) // CE_BLOCK_ROWS
+    return _run(_row_block_f32 if f32 else _row_block_f64, &c, n_blocks,
+                scratch_elems * itemsize, c.n_rows * c.n_classes, n_threads, acc)
+
+
+def softmax(x3, out3, int n_threads):
+    _run_rows(ROW_SOFTMAX, x3, None, None, None, None, 0, 0.0, None, out3, 1.0, n_threads, 0.0)
+
+
+def log_softmax(x3, out3, int n_threads):
+    _run_rows(ROW_LOG_SOFTMAX, x3, None, None, None, None, 0, 0.0, None, out3, 1.0,
+              n_threads, 0.0)
+
+
+def logsumexp(x3, out2, int n_threads):
+    _run_rows(ROW_LOGSUMEXP, x3, None, None, None, None, 0, 0.0, out2, None, 1.0, n_threads, 0.0)
+
+
+def softmax_xent_index(z3, target2, class_weight, sample_weight2, Py_ssize_t ignore_index,
+                       double label_smoothing, losses_out2, grad_out3, double grad_scale,
+                       int n_threads, double acc):
+    return _run_rows(ROW_SOFTMAX_XENT_INDEX, z3, None, target2, class_weight, sample_weight2,
+                     ignore_index, label_smoothing, losses_out2, grad_out3, grad_scale,
+                     n_threads, acc)
+
+
+def softmax_xent_soft(z3, y3, class_weight, sample_weight2, double label_smoothing,
+                      losses_out2, grad_out3, double grad_scale, int n_threads, double acc):
+    return _run_rows(ROW_SOFTMAX_XENT_SOFT, z3, y3, None, class_weight, sample_weight2, 0,
+                     label_smoothing, losses_out2, grad_out3, grad_scale, n_threads, acc)
+
+
+def categorical_xent_index(p3, target2, class_weight, sample_weight2, Py_ssize_t ignore_index,
+                           double label_smoothing, losses_out2, grad_out3, double grad_scale,
+                           int n_threads, double acc):
+    return _run_rows(ROW_CATEGORICAL_XENT_INDEX, p3, None, target2, class_weight,
+                     sample_weight2, ignore_index, label_smoothing, losses_out2, grad_out3,
+                     grad_scale, n_threads, acc)
+
+
+def categorical_xent_soft(p3, y3, class_weight, sample_weight2, double label_smoothing,
+                          losses_out2, grad_out3, double grad_scale, int n_threads, double acc):
+    return _run_rows(ROW_CATEGORICAL_XENT_SOFT, p3, y3, None, class_weight, sample_weight2, 0,
+                     label_smoothing, losses_out2, grad_out3, grad_scale, n_threads, acc)
+
+
+def nll_index(x3, target2, class_weight, sample_weight2, Py_ssize_t ignore_index,
+              losses_out2, grad_out3, double grad_scale, int n_threads, double acc):
+    return _run_rows(ROW_NLL_INDEX, x3, None, target2, class_weight, sample_weight2,
+                     ignore_index, 0.0, losses_out2, grad_out3, grad_scale, n_threads, acc)
+
+
+# ------------------------------------------------------------ target helpers
+
+cdef struct WeightSumCtx:
+    Py_ssize_t n_rows, inner
+    Strided target, sample_weight
+    int target_itemsize, sample_weight_itemsize
+    const double *class_weight
+    Py_ssize_t ignore_index
+
+
+cdef void _weight_sum_block(const void *ctx, Py_ssize_t block, void *scratch,
+                            double *block_sum) noexcept nogil:
+    """Per row (double)cw[t] * (double)s, 0 when ignored, summed per block."""
+    cdef const WeightSumCtx *c = <const WeightSumCtx *>ctx
+    cdef Py_ssize_t first = block * CE_BLOCK_ROWS
+    cdef Py_ssize_t n = _min(CE_BLOCK_ROWS, c.n_rows - first)
+    cdef Py_ssize_t a = first // c.inner
+    cdef Py_ssize_t b = first - a * c.inner
+    cdef Py_ssize_t i, t
+    cdef double weights[CE_BLOCK_ROWS]
+    cdef char *s
+    for i in range(n):
+        t = _target_at(&c.target, c.target_itemsize, a, b)
+        weights[i] = 0.0
+        if t != c.ignore_index:
+            weights[i] = c.class_weight[t] if c.class_weight != NULL else 1.0
+            if c.sample_weight.data != NULL:
+                s = _at2(&c.sample_weight, a, b)
+                weights[i] *= ((<float *>s)[0] if c.sample_weight_itemsize == 4
+                               else (<double *>s)[0])
+        b += 1
+        if b == c.inner:
+            b = 0
+            a += 1
+    block_sum[0] = ce_sum_f64(weights, n)
+
+
+def index_weight_sum(target2, class_weight, sample_weight2, Py_ssize_t ignore_index,
+                     int n_threads, double acc):
+    cdef WeightSumCtx c
+    cdef Py_ssize_t n_blocks
+    memset(&c, 0, sizeof(WeightSumCtx))
+    c.target_itemsize = _bind_target(&c.target, target2)
+    if sample_weight2 is not None:
+        c.sample_weight_itemsize = 4 if _is_float32(sample_weight2) else 8
+        _bind_float(&c.sample_weight, sample_weight2, 2, c.sample_weight_itemsize == 4, False)
+    c.class_weight = _class_weight_pointer(class_weight)
+    c.ignore_index = ignore_index
+    c.inner = c.target.shape[1]
+    c.n_rows = c.target.shape[0] * c.inner
+    n_blocks = (c.n_rows + CE_BLOCK_ROWS - 1) // CE_BLOCK_ROWS
+    return _run(_weight_sum_block, &c, n_blocks, 0, c.n_rows, n_threads, acc)
+
+
+def first_bad_index(target2, Py_ssize_t n_classes, Py_ssize_t ignore_index):
+    cdef Strided target
+    memset(&target, 0, sizeof(Strided))
+    cdef int itemsize = _bind_target(&target, target2)
+    cdef Py_ssize_t bad
+    with nogil:
+        bad = _first_bad_row(&target, itemsize, n_classes, ignore_index)
+    return bad
+
+
+cdef Py_ssize_t _first_bad_row(const Strided *target, int itemsize, Py_ssize_t n_classes,
+                               Py_ssize_t ignore_index) noexcept nogil:
+    cdef Py_ssize_t a, b, t, inner = target.shape[1]
+    for a in range(target.shape[0]):
+        for b in range(inner):
+            t = _target_at(target, itemsize, a, b)
+            if (t < 0 or t >= n_classes) and t != ignore_index:
+                return a * inner + b
+    return -1
