@@ -138,6 +138,64 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     return result
 
 
+# --------------------------------------------------------------- fast paths
+#
+# The plain call -- C-contiguous float32/float64 arrays, default axis, no
+# weights, no grad_out, default backend and threads -- skips building a plan
+# and calls the kernels on the same canonical views the general path would
+# build (so the bits are the same).  Anything unusual, including every error,
+# returns None and takes the general path, which validates and explains.
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INDEXES = (np.dtype(np.int64), np.dtype(np.int32))
+
+
+def _contiguous_aligned(x):
+    flags = x.flags
+    return flags.c_contiguous and flags.aligned
+
+
+def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_grad):
+    if (z.ndim != 2 or t.ndim != 1 or z.dtype not in _FLOATS or t.dtype not in _INDEXES
+            or not _contiguous_aligned(z) or not _contiguous_aligned(t)
+            or type(ignore_index) is not int
+            or type(label_smoothing) is not float or not 0.0 <= label_smoothing <= 1.0):
+        return None
+    n, c = z.shape
+    if n == 0 or c == 0 or t.shape[0] != n or reduction not in ("mean", "sum"):
+        return None
+    module = _backends.module()
+    n_threads = _backends.get_num_threads()
+    z3, t2 = z.reshape(1, n, c), t.reshape(1, n)
+    if module.first_bad_index(t2, c, ignore_index) >= 0:
+        return None
+    denominator = (module.index_weight_sum(t2, None, None, ignore_index, n_threads, 0.0)
+                   if reduction == "mean" else 1.0)
+    grad = np.empty((n, c), z.dtype) if return_grad else None
+    total = module.softmax_xent_index(z3, t2, None, None, ignore_index, label_smoothing, None,
+                                      None if grad is None else grad.reshape(1, n, c),
+                                      1.0 / denominator if denominator else 0.0, n_threads, 0.0)
+    loss = z.dtype.type(total if reduction == "sum" else _mean(total, denominator))
+    return (loss, grad) if return_grad else loss
+
+
+def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
+    if (z.dtype not in _FLOATS or y.dtype != z.dtype or z.shape != y.shape or z.size == 0
+            or not _contiguous_aligned(z) or not _contiguous_aligned(y)
+            or type(label_smoothing) is not float
+            or not 0.0 <= label_smoothing <= 1.0 or reduction not in ("mean", "sum")):
+        return None
+    module = _backends.module()
+    z2, y2 = z.reshape(1, z.size), y.reshape(1, z.size)
+    grad = np.empty(z.shape, z.dtype) if return_grad else None
+    scale = 1.0 / z.size if reduction == "mean" else 1.0
+    total = module.bce_with_logits(z2, y2, None, None, None, label_smoothing, None,
+                                   None if grad is None else grad.reshape(1, z.size), scale,
+                                   _backends.get_num_threads(), 0.0)
+    loss = z.dtype.type(total / z.size if reduction == "mean" else total)
+    return (loss, grad) if return_grad else loss
+
+
 # ------------------------------------------------------------ activations
 
 def sigmoid(z, *, out=None, backend=None, n_threads=None):
@@ -327,6 +385,12 @@ def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, samp
     >>> loss, grad = crossent.binary_cross_entropy_with_logits(
     ...     np.array([2.0, -1.0]), np.array([1.0, 0.0]), return_grad=True)
     """
+    if (weight is None and pos_weight is None and sample_weight is None and grad_out is None
+            and backend is None and n_threads is None
+            and type(z) is np.ndarray and type(y) is np.ndarray):
+        result = _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_bce_with_logits(module, z, y, weight=weight, pos_weight=pos_weight,
                                  sample_weight=sample_weight, label_smoothing=label_smoothing,
@@ -423,6 +487,13 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
     >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
     >>> loss, grad = crossent.cross_entropy(z, np.array([0, 2]), return_grad=True)
     """
+    if (weight is None and sample_weight is None and grad_out is None and backend is None
+            and n_threads is None and type(axis) is int and axis == -1
+            and type(logits) is np.ndarray and type(target) is np.ndarray):
+        result = _fast_cross_entropy(logits, target, ignore_index, label_smoothing, reduction,
+                                     return_grad)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_cross_entropy(module, logits, target, axis=axis, weight=weight,
                                sample_weight=sample_weight, ignore_index=ignore_index,

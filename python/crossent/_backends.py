@@ -103,12 +103,19 @@ def module(name=None):
     return _available[check_backend_name(name)]
 
 
-def cpu_count():
-    """Cores this process may run on."""
+def _usable_cores():
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+_CORES = _usable_cores()   # read once: sched_getaffinity costs microseconds a call
+
+
+def cpu_count():
+    """Cores this process may run on (as at import)."""
+    return _CORES
 
 
 def check_n_threads(n, name="n_threads"):
