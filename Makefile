@@ -29,7 +29,7 @@ test-all:
 	$(MAKE) test PYTEST_ARGS=""
 
 bench: install
-	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -q
+	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only --benchmark-group-by=group,param:case_id --benchmark-sort=name --benchmark-columns=median,iqr,rounds
 
 clean:
 	rm -rf build *.egg-info python/*.egg-info .venv pyx/*.c

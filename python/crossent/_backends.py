@@ -24,6 +24,15 @@ _available = {}
 _state = {"default": None, "n_threads": None}
 
 
+# libgomp's worker threads spin after each parallel region by default; on a
+# machine whose other cores are busy that spinning steals the time the kernels
+# need (measured: a 10^6-element loss 20x slower on 2 threads than on 1).
+# Passive waiting costs a few microseconds per region instead.  Read once, when
+# the OpenMP runtime loads with the first compiled backend; a user's own
+# setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _load_backends():
     simd = os.environ.get("CROSSENT_SIMD", "").strip().lower()
     for name in ORDER:
