@@ -1,0 +1,674 @@
+"""``crossent eval`` and :func:`crossent.evaluate`: the loss of stored
+predictions and targets, in bounded memory whatever the file size.
+
+How the answer stays exact: every loss kernel sums its fixed blocks
+(``CE_BLOCK_ROWS`` rows, or ``CE_BLOCK_ELEMS`` elements for the elementwise
+losses) in block order onto an ``acc`` it is given, and so do the
+denominators (docs/kernels.md).  Chunks are therefore cut on block
+boundaries and each chunk continues from the previous chunk's sums, which
+gives the bits of the one-shot ``crossent.<loss>(...)`` call, on every
+backend, for any chunk size and thread count.  Validation, the canonical
+layout and the reduction are the facade's own (``_api.loss_plan``,
+``_api.loss_sums``, ``_api.finish_reduction``), run on each chunk.
+
+How memory stays bounded: a ``.npy`` file (and an uncompressed ``.npz``
+member, which is a ``.npy`` stored raw inside the zip) is memory-mapped one
+chunk at a time, and each chunk's mapping is dropped before the next one is
+made.  A compressed ``.npz`` member cannot be mapped; it is decompressed as a
+stream, one chunk at a time, into a reused buffer.  Chunks are cut along the
+first axis that is not the class axis; a Fortran-ordered file, or a class axis
+first, makes that cut strided in the file, and then the whole file is mapped
+(or, for a compressed member, loaded) at once.  A chunk is never smaller
+than the fewest rows that fill whole blocks: 64 / gcd(64, rows per index) or
+4096 / gcd(4096, elements per row), e.g. 4096 rows when a row holds an odd
+number of elements.
+"""
+import json
+import math
+import mmap
+import os
+import re
+import struct
+import sys
+import time
+import zipfile
+import zlib
+from contextlib import ExitStack
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _backends
+
+# Predictions read per chunk when ``chunk_rows`` is not given: large enough
+# that per-chunk overhead is noise (each chunk starts the kernels' threads
+# anew, which on a busy machine costs more than the validation or the mmap:
+# 32 MiB chunks were measured ~20% slower than one call there), small enough
+# that a chunk and its temporaries stay far below the memory budget.
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+# Keyword -> command-line option, for the messages of options a loss does not take.
+_OPTIONS = {"axis": "--axis", "weight": "--weight", "sample_weight": "--sample-weight",
+            "pos_weight": "--pos-weight", "ignore_index": "--ignore-index",
+            "label_smoothing": "--label-smoothing"}
+_ARRAY_KEYWORDS = ("weight", "sample_weight", "pos_weight")
+
+
+class EvalReport(NamedTuple):
+    """What :func:`evaluate` computed, for ``crossent eval --json``."""
+    loss: object          # numpy scalar of the computation dtype
+    reduction: str
+    samples: int          # samples seen (rows of a multiclass loss, elements of an elementwise one)
+    weight_sum: float     # the mean's denominator: Σ weights of the samples not ignored
+    dtype: str
+    backend: str
+    rows: int             # length of the axis the chunks were cut along
+    chunks: int
+    seconds: float
+
+
+def loss_names():
+    """The losses of SPEC §3 (those :func:`evaluate` takes)."""
+    from . import _api
+    return _api.LOSSES
+
+
+# ================================================================ sources
+# A source is one operand, in memory or in a file.  ``take(axis, start, stop)``
+# returns the slice [start:stop] along ``axis``; ``whole()`` the whole array.
+
+class _InMemory:
+    def __init__(self, array, label):
+        self.array, self.label = array, label
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def take(self, axis, start, stop):
+        return self.array[(slice(None),) * axis + (slice(start, stop),)]
+
+    def whole(self):
+        return self.array
+
+
+class _MappedNpy:
+    """An array stored raw from byte ``data_offset`` of an open file (a .npy
+    file, or an uncompressed .npz member): chunks along axis 0 of a C-ordered
+    array are contiguous bytes, each mapped on its own."""
+
+    def __init__(self, file, data_offset, shape, dtype, fortran_order, label):
+        self.file, self.data_offset, self.label = file, data_offset, label
+        self.shape, self.dtype, self.fortran_order = shape, dtype, fortran_order
+        self._whole = None
+
+    def take(self, axis, start, stop):
+        if axis != 0 or self.fortran_order and len(self.shape) > 1:
+            return self.whole()[(slice(None),) * axis + (slice(start, stop),)]
+        row_items = math.prod(self.shape[1:])
+        count = (stop - start) * row_items
+        return self._map(self.data_offset + start * row_items * self.dtype.itemsize, count,
+                         (stop - start,) + self.shape[1:])
+
+    def whole(self):
+        if self._whole is None:
+            order = "F" if self.fortran_order else "C"
+            flat = self._map(self.data_offset, math.prod(self.shape), (math.prod(self.shape),))
+            self._whole = flat.reshape(self.shape, order=order)
+        return self._whole
+
+    def _map(self, begin, count, shape):
+        if count == 0 or self.dtype.itemsize == 0:
+            return np.empty(shape, self.dtype)
+        # The mapping lives as long as the array does (the array holds the
+        # buffer), so dropping a chunk unmaps it.
+        start = begin - begin % mmap.ALLOCATIONGRANULARITY
+        mapping = mmap.mmap(self.file.fileno(), begin - start + count * self.dtype.itemsize,
+                            access=mmap.ACCESS_READ, offset=start)
+        return np.frombuffer(mapping, self.dtype, count, begin - start).reshape(shape)
+
+
+class _StreamedNpy:
+    """A compressed .npz member, decompressed in order, one chunk at a time,
+    into one reused buffer (chunks must be asked for in order)."""
+
+    def __init__(self, stream, shape, dtype, fortran_order, label, load_whole):
+        self.stream, self.label, self._load_whole = stream, label, load_whole
+        self.shape, self.dtype, self.fortran_order = shape, dtype, fortran_order
+        self._position, self._buffer, self._whole = 0, None, None
+
+    def take(self, axis, start, stop):
+        if axis != 0 or self.fortran_order and len(self.shape) > 1 or self._whole is not None:
+            return self.whole()[(slice(None),) * axis + (slice(start, stop),)]
+        if start != self._position:
+            raise RuntimeError(f"{self.label}: a compressed .npz member is read in order; "
+                               f"asked for rows {start}:{stop} at row {self._position}")
+        row_items = math.prod(self.shape[1:])
+        count = (stop - start) * row_items
+        if self._buffer is None or self._buffer.size < count:
+            self._buffer = np.empty(count, self.dtype)
+        chunk = self._buffer[:count]
+        _read_exactly(self.stream, memoryview(chunk.view(np.uint8)), self.label)
+        self._position = stop
+        return chunk.reshape((stop - start,) + self.shape[1:])
+
+    def whole(self):
+        if self._whole is None:
+            self._whole = self._load_whole()
+        return self._whole
+
+
+def _read_exactly(stream, view, label):
+    filled = 0
+    try:
+        while filled < len(view):
+            n = stream.readinto(view[filled:])
+            if not n:
+                raise ValueError(f"{label}: the .npz member is truncated "
+                                 f"(it ended {len(view) - filled} bytes early)")
+            filled += n
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ValueError(f"{label}: the .npz member is corrupt ({exc})") from None
+
+
+# ---------------------------------------------------------------- opening
+
+def _open_operand(value, label, stack):
+    """A source for ``value``: a path ("x.npy", "x.npz:key", "x.npz" holding
+    one array) or anything ``np.asarray`` takes."""
+    if isinstance(value, (str, os.PathLike)):
+        return _open_file(os.fspath(value), label, stack)
+    return _InMemory(np.asarray(value), label)
+
+
+def _split_spec(spec):
+    """"path" or "path.npz:key" -> (path, key or None)."""
+    if os.path.exists(spec) or ":" not in spec:
+        return spec, None
+    path, key = spec.rsplit(":", 1)
+    return (path, key) if os.path.exists(path) else (spec, None)
+
+
+def _open_file(spec, label, stack):
+    path, key = _split_spec(spec)
+    try:
+        file = stack.enter_context(open(path, "rb"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{label}: no such file: {path}") from None
+    except OSError as exc:
+        raise OSError(f"{label}: cannot open {path}: {exc.strerror or exc}") from None
+    if file.read(4) == b"PK\x03\x04":
+        return _open_npz_member(file, path, key, label, stack)
+    if key is not None:
+        raise ValueError(f"{label}: {path} is not an .npz archive, so it has no array {key!r}")
+    file.seek(0)
+    size = os.fstat(file.fileno()).st_size
+    shape, dtype, fortran_order, header_bytes = _read_npy_header(file, label, path)
+    _check_size(label, path, shape, dtype, size - header_bytes)
+    return _MappedNpy(file, header_bytes, shape, dtype, fortran_order, label)
+
+
+def _read_npy_header(stream, label, where):
+    """(shape, dtype, fortran_order, header length in bytes) of the .npy at the
+    stream's position; one clear error for anything that is not a .npy."""
+    fmt = np.lib.format
+    start = stream.tell()
+    try:
+        version = fmt.read_magic(stream)
+    except ValueError:
+        raise ValueError(f"{label}: {where} is not a .npy file (no NumPy magic string)") from None
+    try:
+        # Versions 2.0 and 3.0 share the header layout (3.0 only allows utf-8
+        # field names, which a numeric array does not have).
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+    except Exception as exc:  # noqa: BLE001 -- numpy's parser raises many kinds on garbage
+        raise ValueError(f"{label}: {where} has a corrupt .npy header "
+                         f"({type(exc).__name__}: {exc})") from None
+    if dtype.hasobject or dtype.fields is not None:
+        raise TypeError(f"{label}: {where} holds dtype {dtype}; crossent reads arrays of "
+                        f"real numbers (floating, integer or bool)")
+    return shape, dtype, fortran_order, stream.tell() - start
+
+
+def _check_size(label, where, shape, dtype, available):
+    needed = math.prod(shape) * dtype.itemsize
+    if available < needed:
+        raise ValueError(f"{label}: {where} is truncated: its header promises {dtype} of shape "
+                         f"{shape} ({needed} bytes) but only {available} bytes follow")
+
+
+def _open_npz_member(file, path, key, label, stack):
+    try:
+        archive = stack.enter_context(zipfile.ZipFile(file))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{label}: {path} is not a valid .npz archive ({exc})") from None
+    keys = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+    if key is None:
+        if len(keys) != 1:
+            raise ValueError(f"{label}: {path} holds {len(keys)} arrays ({', '.join(keys)}); "
+                             f"name one as {path}:KEY")
+        key = keys[0]
+    if key not in keys:
+        raise ValueError(f"{label}: {path} has no array {key!r} (it holds: {', '.join(keys)})")
+    info = archive.getinfo(key + ".npy")
+    where = f"{path}:{key}"
+    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+        member_start = _stored_member_offset(file, info, label, where)
+        file.seek(member_start)
+        shape, dtype, fortran_order, header_bytes = _read_npy_header(file, label, where)
+        file_end = os.fstat(file.fileno()).st_size - member_start
+        _check_size(label, where, shape, dtype, min(info.file_size, file_end) - header_bytes)
+        return _MappedNpy(file, member_start + header_bytes, shape, dtype, fortran_order, label)
+    try:
+        stream = stack.enter_context(archive.open(info))
+        shape, dtype, fortran_order, header_bytes = _read_npy_header(stream, label, where)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise ValueError(f"{label}: cannot read {where} ({exc})") from None
+    _check_size(label, where, shape, dtype, info.file_size - header_bytes)
+
+    def load_whole():
+        with archive.open(info) as member:
+            _read_npy_header(member, label, where)
+            data = np.empty(math.prod(shape), dtype)
+            _read_exactly(member, memoryview(data.view(np.uint8)), label)
+        return data.reshape(shape, order="F" if fortran_order else "C")
+
+    return _StreamedNpy(stream, shape, dtype, fortran_order, label, load_whole)
+
+
+def _stored_member_offset(file, info, label, where):
+    """Byte offset of an uncompressed zip member's data: after its local header
+    (30 bytes, then the name and the extra field, whose lengths it gives)."""
+    file.seek(info.header_offset)
+    local = file.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{label}: {where}: corrupt zip local header")
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+# ================================================================ chunking
+
+class _Cut(NamedTuple):
+    """Where chunks are cut: along ``axis`` of the predictions, ``length``
+    long, in multiples of ``step`` (whole kernel blocks).  ``axis`` None: one
+    chunk holding everything."""
+    axis: object
+    length: int
+    step: int
+    pred_bytes_per_index: int
+
+
+def _plan_cut(pred_shape, pred_itemsize, class_axis):
+    """``class_axis``: that of a multiclass loss (normalised), None for an
+    elementwise one."""
+    from ._reference import BLOCK_ELEMS, BLOCK_ROWS
+    ndim = len(pred_shape)
+    if class_axis is not None:
+        cut = 1 if class_axis == 0 else 0
+        units = math.prod(n for i, n in enumerate(pred_shape) if i > cut and i != class_axis)
+        block = BLOCK_ROWS
+    else:
+        cut, units, block = 0, math.prod(pred_shape[1:]), BLOCK_ELEMS
+    if cut >= ndim:
+        return _Cut(None, 1, 1, 0)
+    step = block // math.gcd(block, units) if units else 1
+    return _Cut(cut, pred_shape[cut], step, math.prod(pred_shape[cut + 1:]) * pred_itemsize)
+
+
+def _chunk_length(cut, chunk_rows, in_memory):
+    """Rows per chunk.  Arrays already in memory need no chunks (one call is
+    faster: every chunk starts the kernels' threads anew), unless asked."""
+    if chunk_rows is None and in_memory:
+        chunk_rows = max(cut.length, 1)
+    elif chunk_rows is None:
+        chunk_rows = DEFAULT_CHUNK_BYTES // max(cut.pred_bytes_per_index, 1)
+    else:
+        chunk_rows = _positive_int(chunk_rows, "chunk_rows")
+    if chunk_rows >= cut.length:
+        return max(cut.length, 1)   # one chunk: no later chunk to align with
+    # Round down to whole blocks (but never below one block's worth).
+    return max(cut.step, chunk_rows - chunk_rows % cut.step)
+
+
+def _positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}")
+    value = value.__index__()
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return value
+
+
+def _operand_axis(source, frame_shape, cut_axis, pred_shape):
+    """The axis of ``source`` that lines up with the cut (broadcasting aligns
+    shapes on the right), or None when it broadcasts along the cut."""
+    d = cut_axis - (len(frame_shape) - len(source.shape))
+    if d < 0 or d >= len(source.shape):
+        return None
+    if source.shape[d] == frame_shape[cut_axis]:
+        return d
+    if source.shape[d] == 1:
+        return None
+    raise ValueError(f"{source.label}: shape {source.shape} does not match the predictions' "
+                     f"shape {pred_shape}: its axis {d} has length {source.shape[d]}, "
+                     f"expected {frame_shape[cut_axis]}")
+
+
+def _operand_axes(sources, class_axis, cut):
+    """For each operand: the axis it is cut along, or None (taken whole)."""
+    pred_shape = sources["pred"].shape
+    multiclass = class_axis is not None
+    if cut.axis is None:
+        return {name: None for name in sources}
+    if multiclass:
+        sample_shape = pred_shape[:class_axis] + pred_shape[class_axis + 1:]
+    axes = {}
+    for name, source in sources.items():
+        if multiclass and name == "weight":
+            axes[name] = None                                   # one weight per class
+        elif multiclass and (name == "sample_weight" or name == "target"
+                             and len(source.shape) != len(pred_shape)):
+            axes[name] = _operand_axis(source, sample_shape, 0, pred_shape)
+        else:
+            axes[name] = _operand_axis(source, pred_shape, cut.axis, pred_shape)
+    return axes
+
+
+# ================================================================ evaluate
+
+def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=None,
+             ignore_index=None, label_smoothing=None, axis=None, reduction="mean",
+             chunk_rows=None, backend=None, n_threads=None, progress=False):
+    """The loss of predictions and targets that may not fit in memory.
+
+    Equals ``crossent.<loss>(pred, target, ...)`` bit for bit (on the same
+    data, any ``chunk_rows`` and ``n_threads``), computed a chunk at a time so
+    that memory stays bounded by the chunk size.
+
+    Parameters
+    ----------
+    loss : str
+        A loss function's name: ``"cross_entropy"``, ``"categorical_cross_entropy"``,
+        ``"nll_loss"``, ``"binary_cross_entropy"``,
+        ``"binary_cross_entropy_with_logits"`` or ``"mse_loss"``.
+    pred, target, weight, sample_weight, pos_weight :
+        Arrays, or paths of stored arrays: ``"x.npy"``, ``"x.npz:key"`` (or
+        ``"x.npz"`` holding a single array). ``.npy`` files and uncompressed
+        ``.npz`` members (``np.savez``) are memory-mapped a chunk at a time;
+        compressed members (``np.savez_compressed``) are decompressed as a
+        stream, a chunk at a time.
+    ignore_index, label_smoothing, axis :
+        As the loss function; None leaves the function's default. A keyword
+        the loss does not take raises ``TypeError``.
+    reduction : {"mean", "sum"}
+    chunk_rows : int, optional
+        Rows per chunk along the first non-class axis; rounded down to whole
+        kernel blocks (64 rows, or 4096 elements for elementwise losses).
+        None: about 64 MiB of predictions per chunk when any operand is a
+        file, one chunk when all are arrays already in memory.
+    backend, n_threads :
+        As every crossent function.
+    progress : bool
+        Show a progress bar on stderr (tqdm when installed).
+
+    Returns
+    -------
+    numpy scalar of the computation dtype.
+
+    A class index out of range raises ``ValueError`` naming its position in
+    the whole target; files that cannot be read raise ``OSError`` or
+    ``ValueError`` with one line saying which and why.
+    """
+    return evaluate_report(loss, pred, target, weight=weight, sample_weight=sample_weight,
+                           pos_weight=pos_weight, ignore_index=ignore_index,
+                           label_smoothing=label_smoothing, axis=axis, reduction=reduction,
+                           chunk_rows=chunk_rows, backend=backend, n_threads=n_threads,
+                           progress=progress).loss
+
+
+def _check_loss_keywords(loss, given):
+    import inspect
+
+    from . import _api
+    names = loss_names()
+    if loss not in names:
+        raise ValueError(f"loss: expected one of {', '.join(names)}, got {loss!r}")
+    accepted = inspect.signature(getattr(_api, loss)).parameters
+    for keyword in given:
+        if keyword not in accepted:
+            takes = ", ".join(k for k in _OPTIONS if k in accepted) or "none of them"
+            raise TypeError(f"{keyword} ({_OPTIONS[keyword]}) does not apply to {loss} "
+                            f"(it takes: {takes})")
+
+
+def evaluate_report(loss, pred, target, *, reduction="mean", chunk_rows=None, backend=None,
+                    n_threads=None, progress=False, **options):
+    """:func:`evaluate`, returning an :class:`EvalReport` (loss, counts, timing)."""
+    from . import _validate
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean' or 'sum' (evaluate returns no per-sample "
+                         f"losses), got {reduction!r}")
+    given = {k: v for k, v in options.items() if v is not None}
+    _check_loss_keywords(loss, given)
+    _backends.module(backend)   # a bad name fails before any file is opened
+    backend_name = backend or _backends.get_backend()
+    n_threads = _backends.resolve_n_threads(n_threads)
+    multiclass = "axis" in _signature_keywords(loss)
+    ignore_index = _validate.check_ignore_index(given.get("ignore_index", -100))
+    with ExitStack() as stack:
+        sources = {"pred": _open_operand(pred, _label(pred, "pred"), stack),
+                   "target": _open_operand(target, _label(target, "target"), stack)}
+        for name in _ARRAY_KEYWORDS:
+            if name in given:
+                sources[name] = _open_operand(given.pop(name), _label(options[name], name), stack)
+        pred_shape = sources["pred"].shape
+        # The facade's own check, early, so that a bad axis never reaches the label check.
+        class_axis = (_validate.check_axis(given.get("axis", -1), len(pred_shape),
+                                           sources["pred"].label) if multiclass else None)
+        cut = _plan_cut(pred_shape, sources["pred"].dtype.itemsize, class_axis)
+        axes = _operand_axes(sources, class_axis, cut)
+        length = _chunk_length(cut, chunk_rows, all(isinstance(source, _InMemory)
+                                                    for source in sources.values()))
+        check_labels = multiclass and sources["target"].dtype.kind in "iu"
+        bar = stack.enter_context(_progress_bar(cut.length if cut.axis is not None else 1, progress))
+        started = time.perf_counter()
+        sums, samples, chunks = _run_chunks(loss, backend_name, n_threads, sources, axes, cut,
+                                            length, given, class_axis, check_labels,
+                                            ignore_index, bar)
+        seconds = time.perf_counter() - started
+    from . import _api
+    value = _api.finish_reduction(sums, reduction)
+    rows = cut.length if cut.axis is not None else samples
+    return EvalReport(value, reduction, samples, sums.denominator, str(sums.dtype), sums.backend,
+                      rows, chunks, seconds)
+
+
+def _signature_keywords(loss):
+    import inspect
+
+    from . import _api
+    return inspect.signature(getattr(_api, loss)).parameters
+
+
+def _label(value, name):
+    """How messages name an operand: as on the command line for files
+    (PRED, TARGET, --weight, ...), by its keyword for arrays."""
+    if isinstance(value, (str, os.PathLike)):
+        return _OPTIONS.get(name, name.upper())
+    return name
+
+
+def _run_chunks(loss, backend, n_threads, sources, axes, cut, length, scalars, class_axis,
+                check_labels, ignore_index, bar):
+    """Feed the chunks through the facade; returns (the last chunk's LossSums,
+    samples, chunks).  ``class_axis`` is None for an elementwise loss;
+    ``check_labels``: the target holds class indices, checked here first."""
+    from . import _api
+    acc, sums, samples, chunks = (0.0, 0.0), None, 0, 0
+    bounds = [(None, None)] if cut.axis is None else [
+        (start, min(start + length, cut.length)) for start in range(0, max(cut.length, 1), length)]
+    for start, stop in bounds:
+        views = {name: (source.whole() if axes[name] is None or start is None
+                        else source.take(axes[name], start, stop))
+                 for name, source in sources.items()}
+        if check_labels:
+            _check_labels(views["target"], views["pred"].shape, class_axis, ignore_index,
+                          start or 0, sources["target"].label)
+        kwargs = {**scalars, **{k: v for k, v in views.items() if k not in ("pred", "target")}}
+        try:
+            sums = _api.loss_sums(loss, views["pred"], views["target"], acc=acc, backend=backend,
+                                  n_threads=n_threads, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(_in_context(str(exc), sources, cut, start, stop)) from None
+        acc = (sums.loss_sum, sums.denominator)
+        shape = views["pred"].shape
+        samples += math.prod(n for i, n in enumerate(shape) if i != class_axis)
+        chunks += 1
+        del views, kwargs   # unmap this chunk before mapping the next
+        bar.update((stop - start) if start is not None else 1)
+    return sums, samples, chunks
+
+
+def _check_labels(target, pred_shape, class_axis, ignore_index, offset, label):
+    """Class indices in range, checked before any kernel reads them, with the
+    position given in the whole target (the chunk starts at row ``offset``).
+    A target of the wrong shape is left to the facade to report."""
+    from ._reference import first_bad_index
+    if len(target.shape) + 1 != len(pred_shape):
+        return
+    n_classes = pred_shape[class_axis]
+    bad = first_bad_index(target, n_classes, ignore_index)
+    if bad < 0:
+        return
+    where = tuple(int(i) for i in np.unravel_index(bad, target.shape))
+    value = target[where]
+    if where:
+        where = (where[0] + offset,) + where[1:]
+    row = f"row {where[0]}" if len(where) == 1 else f"position {where}"
+    raise ValueError(f"{label}: class index {value} at {row} is outside [0, {n_classes}) "
+                     f"and is not ignore_index={ignore_index}")
+
+
+def _in_context(message, sources, cut, start, stop):
+    """A facade message about one chunk, with positions moved into the whole
+    arrays and the arrays' shapes named."""
+    if start:
+        # Positions in the facade's messages index the chunk; the cut axis of
+        # the predictions' frame is ``cut.axis``, of a per-sample target 0.
+        shift_axis = 0 if message.startswith("target:") else cut.axis
+
+        def shift(match):
+            index = [int(i) for i in match.group(1).split(",") if i.strip()]
+            if shift_axis < len(index):
+                index[shift_axis] += start
+            return "position " + str(tuple(index))
+        message = re.sub(r"position \(([-\d, ]*)\)", shift, message)
+    shapes = ", ".join(f"{s.label} {s.shape} {s.dtype}" for s in sources.values())
+    return f"{message} [arrays: {shapes}]"
+
+
+# ================================================================ progress
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+class _TextProgress(_NoProgress):
+    """A one-line progress display for when tqdm is not installed."""
+
+    def __init__(self, total, stream):
+        self.total, self.done, self.stream = total, 0, stream
+        self.started = self.shown = time.perf_counter()
+
+    def update(self, n):
+        self.done += n
+        now = time.perf_counter()
+        if now - self.shown >= 0.2 or self.done >= self.total:
+            self.shown = now
+            rate = self.done / max(now - self.started, 1e-9)
+            percent = 100.0 * self.done / max(self.total, 1)
+            self.stream.write(f"\rcrossent eval: {percent:5.1f}%  {self.done}/{self.total} rows  "
+                              f"{rate:,.0f} rows/s ")
+            self.stream.flush()
+
+    def __exit__(self, *exc):
+        self.stream.write("\n")
+        self.stream.flush()
+        return False
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return _NoProgress()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _TextProgress(total, sys.stderr)
+    return tqdm(total=total, unit="row", unit_scale=True, desc="crossent eval", file=sys.stderr,
+                leave=False)
+
+
+# ============================================================ command line
+
+def add_arguments(parser):
+    parser.add_argument("loss", metavar="LOSS",
+                        help="a loss function's name, e.g. cross_entropy, "
+                             "binary_cross_entropy_with_logits, mse_loss")
+    parser.add_argument("pred", metavar="PRED", help="predictions: FILE.npy or FILE.npz:KEY")
+    parser.add_argument("target", metavar="TARGET", help="targets: FILE.npy or FILE.npz:KEY")
+    parser.add_argument("--weight", metavar="FILE",
+                        help="class weights (multiclass losses) or element-wise weights")
+    parser.add_argument("--sample-weight", metavar="FILE", help="one weight per sample")
+    parser.add_argument("--pos-weight", metavar="FILE",
+                        help="positive-class weights (binary_cross_entropy_with_logits)")
+    parser.add_argument("--ignore-index", type=int, metavar="INT",
+                        help="class index whose samples are ignored (default -100)")
+    parser.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
+    parser.add_argument("--reduction", choices=("mean", "sum"), default="mean")
+    parser.add_argument("--axis", type=int, metavar="INT",
+                        help="the class axis of PRED (default -1)")
+    parser.add_argument("--chunk-rows", type=int, metavar="N",
+                        help="rows per chunk (default: about 64 MiB of predictions)")
+    parser.add_argument("--threads", type=int, metavar="N", help="default: all cores")
+    parser.add_argument("--backend", choices=_backends.ORDER,
+                        help="default: the fastest available")
+    parser.add_argument("--json", action="store_true",
+                        help="print loss, samples, weight sum, dtype, backend, rows/s as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    options = {"weight": args.weight, "sample_weight": args.sample_weight,
+               "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
+               "label_smoothing": args.label_smoothing, "axis": args.axis}
+    try:
+        report = evaluate_report(args.loss, args.pred, args.target, reduction=args.reduction,
+                                 chunk_rows=args.chunk_rows, backend=args.backend,
+                                 n_threads=args.threads,
+                                 progress=not args.quiet and sys.stderr.isatty(), **options)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"crossent eval: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("crossent eval: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(_report_dict(report)))
+    else:
+        print(report.loss)
+    return 0
+
+
+def _report_dict(report):
+    return {"loss": float(report.loss), "reduction": report.reduction,
+            "samples": report.samples, "weight_sum": report.weight_sum, "dtype": report.dtype,
+            "backend": report.backend, "rows": report.rows, "chunks": report.chunks,
+            "seconds": report.seconds,
+            "rows_per_second": report.rows / report.seconds if report.seconds > 0 else None}
