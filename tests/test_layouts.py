@@ -138,9 +138,11 @@ def test_elementwise_loss_layouts(backend, function, kind, weights, dtype):
 
 @pytest.mark.parametrize("function", [crossent.sigmoid, crossent.log_sigmoid, crossent.softmax,
                                       crossent.log_softmax], ids=lambda f: f.__name__)
-def test_out_in_any_layout(backend, function):
-    """``out=`` may be any writable array of the right shape and dtype."""
-    z = random_values((6, 5), np.float64, "logits")
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4)])
+def test_out_in_any_layout(backend, function, shape):
+    """``out=`` may be any writable array of the right shape and dtype (a 3-D
+    Fortran-ordered one folds into no two axes: computed aside, then copied)."""
+    z = random_values(shape, np.float64, "logits")
     expected = function(z, backend=backend)
     for description, out in layouts(np.zeros_like(z), broadcast=False):
         if not out.flags.writeable:

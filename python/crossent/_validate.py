@@ -177,6 +177,8 @@ def fold(lead_shape, operands, inputs_ok_to_copy):
                     for i, op in enumerate(operands)]
         present = [op for op in operands if op is not None]
         sizes = _leading_groups(lead_shape, [op.strides[:k] for op in present])
+        if len(sizes) > 2:  # an output (never copied) in a layout that does not fold
+            raise ValueError("an output's layout folds into no two leading axes")
     lead = tuple([1] * (2 - len(sizes)) + sizes)
     # copy=False: a fold that needed a copy would silently drop an output's writes
     return [None if op is None else op.reshape(lead + op.shape[k:], copy=False)
