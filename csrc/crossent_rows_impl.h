@@ -56,6 +56,16 @@
 #define CE_INLINE static inline
 #endif
 
+/* Before a loop over the CE_LANES lanes whose body is small: GCC would
+ * otherwise unroll it completely before the vectoriser runs and then fail
+ * to vectorise the unrolled selects; kept as a loop, it becomes one vector
+ * operation per register. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CE_NO_UNROLL _Pragma("GCC unroll 1")
+#else
+#define CE_NO_UNROLL
+#endif
+
 /* 16 lanes: one AVX-512 register of float32, two of float64 -- wide enough
  * for every variant, and fixed so that the summation order never depends on
  * the variant. */

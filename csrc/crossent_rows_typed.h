@@ -23,29 +23,59 @@ static double CE_FN(ce_sum)(const CE_REAL *x, ptrdiff_t n)
     return CE_VARIANT_NAME(ce_lanes_total)(acc);
 }
 
-/* NaN wins: once a lane holds NaN it keeps it, so a NaN anywhere in the row
- * gives a NaN maximum. */
-static inline CE_REAL CE_FN(nan_max)(CE_REAL a, CE_REAL b)
+/* The last n % CE_LANES entries of a row, copied into a full chunk whose
+ * missing entries are `pad`: every loop then runs one fixed-width body over
+ * whole chunks, vectorised, with no scalar tail.  The pads are neutral
+ * (-inf for a max, and exp(-inf) = 0 adds an exact 0 to its lane), so a
+ * padded chunk gives the bits of the unpadded sum. */
+CE_INLINE void CE_FN(pad_chunk)(CE_REAL *chunk, const CE_REAL *src, ptrdiff_t len, CE_REAL pad)
 {
-    int take_b = (b > a) | (b != b);
-    return take_b ? b : a;
+    /* One conditional load per lane (a masked vector load where the target
+     * has one) rather than a copy: no store-forwarding stall on the chunk. */
+    for (int j = 0; j < CE_LANES; j++) {
+        CE_REAL v = pad;
+        if (j < len)
+            v = src[j];
+        chunk[j] = v;
+    }
 }
 
+/* m = max(m, v) per lane by the plain select (maxps), and a separate NaN
+ * lane: a select between ready values of one width is what vectorises (a
+ * combined condition such as (v > m) | (v != v) compiles to branches). */
+CE_INLINE void CE_FN(max_chunk)(const CE_REAL *z, CE_REAL *m, CE_REAL *nan)
+{
+    CE_NO_UNROLL
+    for (int j = 0; j < CE_LANES; j++) {
+        CE_REAL v = z[j];
+        m[j] = v > m[j] ? v : m[j];
+        nan[j] = v != v ? v : nan[j];
+    }
+}
+
+/* The row maximum; NaN if the row holds a NaN. */
 static double CE_FN(ce_row_max)(const CE_REAL *z, ptrdiff_t n)
 {
-    CE_REAL m[CE_LANES];
-    for (int j = 0; j < CE_LANES; j++)
+    CE_REAL m[CE_LANES], nan[CE_LANES];
+    for (int j = 0; j < CE_LANES; j++) {
         m[j] = -(CE_REAL)INFINITY;
+        nan[j] = 0;
+    }
     ptrdiff_t i = 0;
     for (; i + CE_LANES <= n; i += CE_LANES)
-        for (int j = 0; j < CE_LANES; j++)
-            m[j] = CE_FN(nan_max)(m[j], z[i + j]);
-    for (int j = 0; i + j < n; j++)
-        m[j] = CE_FN(nan_max)(m[j], z[i + j]);
+        CE_FN(max_chunk)(z + i, m, nan);
+    if (i < n) {
+        CE_REAL chunk[CE_LANES];
+        CE_FN(pad_chunk)(chunk, z + i, n - i, -(CE_REAL)INFINITY);
+        CE_FN(max_chunk)(chunk, m, nan);
+    }
     for (int width = CE_LANES / 2; width > 0; width /= 2)
-        for (int j = 0; j < width; j++)
-            m[j] = CE_FN(nan_max)(m[j], m[j + width]);
-    return (double)m[0];
+        for (int j = 0; j < width; j++) {
+            CE_REAL a = m[j], b = m[j + width];
+            m[j] = b > a ? b : a;
+            nan[j] += nan[j + width];
+        }
+    return nan[0] != nan[0] ? (double)nan[0] : (double)m[0];
 }
 
 /* The shift of a max-shifted row, with the limits of SPEC 1.7 (as the NumPy
@@ -84,25 +114,35 @@ CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
     return same ? 0.0 : d;
 }
 
+/* acc_j += exp(z_j - shift) over one chunk; with store, also out_j. */
+CE_INLINE void CE_FN(sum_exp_chunk)(const CE_REAL *z, CE_REAL *out, CE_REAL shift,
+                                    double *acc, int store)
+{
+    for (int j = 0; j < CE_LANES; j++) {
+        CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[j], shift));
+        acc[j] += (double)e;
+        if (store)
+            out[j] = e;
+    }
+}
+
 /* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
- * exp (out may be z). */
+ * exp (out may be z).  The tail runs as a chunk padded with -inf, whose
+ * exp is 0 (shift is never -inf: row_shift gives 0 for an all -inf row). */
 CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n,
                                      CE_REAL shift, int store)
 {
     double acc[CE_LANES] = {0};
     ptrdiff_t i = 0;
     for (; i + CE_LANES <= n; i += CE_LANES)
-        for (int j = 0; j < CE_LANES; j++) {
-            CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[i + j], shift));
-            acc[j] += (double)e;
-            if (store)
-                out[i + j] = e;
-        }
-    for (int j = 0; i + j < n; j++) {
-        CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[i + j], shift));
-        acc[j] += (double)e;
+        CE_FN(sum_exp_chunk)(z + i, store ? out + i : NULL, shift, acc, store);
+    if (i < n) {
+        CE_REAL chunk[CE_LANES], e[CE_LANES];
+        CE_FN(pad_chunk)(chunk, z + i, n - i, -(CE_REAL)INFINITY);
+        CE_FN(sum_exp_chunk)(chunk, e, shift, acc, store);
         if (store)
-            out[i + j] = e;
+            for (int j = 0; j < n - i; j++)
+                out[i + j] = e[j];
     }
     return CE_VARIANT_NAME(ce_lanes_total)(acc);
 }
@@ -320,33 +360,64 @@ static void CE_FN(ce_log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t 
         out[c] = (CE_REAL)(-CE_FN(gap)(z[c], shift) - log_sum);
 }
 
+/* from_grad: grad already holds exp(z_c - shift), stored by the sum pass,
+ * and is scaled in place (the same bits as recomputing the exp). */
 CE_INLINE void CE_FN(softmax_grad_loop)(const CE_REAL *z, const CE_REAL *y, const double *w,
                                         CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w,
                                         CE_REAL keep, CE_REAL spread, CE_REAL *grad,
-                                        ptrdiff_t n, int has_y, int has_w)
+                                        ptrdiff_t n, int has_y, int has_w, int from_grad)
 {
     for (ptrdiff_t c = 0; c < n; c++) {
         CE_REAL coef = has_y ? y[c] * keep + spread : 1;
         CE_REAL wc = has_w ? (CE_REAL)w[c] : 1;
-        grad[c] = scale_e * CE_MATH(exp)(CE_FN(shifted)(z[c], shift)) - scale_w * (wc * coef);
+        CE_REAL e = from_grad ? grad[c] : CE_MATH(exp)(CE_FN(shifted)(z[c], shift));
+        grad[c] = scale_e * e - scale_w * (wc * coef);
     }
+}
+
+CE_INLINE void CE_FN(softmax_grad_cases)(const CE_REAL *z, const CE_REAL *y, const double *w,
+                                         CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w,
+                                         CE_REAL keep, CE_REAL spread, CE_REAL *grad,
+                                         ptrdiff_t n, int from_grad)
+{
+    if (y && w)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 1,
+                                 from_grad);
+    else if (y)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 0,
+                                 from_grad);
+    else if (w)
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 1,
+                                 from_grad);
+    else
+        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 0,
+                                 from_grad);
 }
 
 /* grad_c = scale_e * exp(z_c - shift) - scale_w * w_c * coef_c, with
  * coef_c = y_c*keep + spread (y NULL: coef_c = 1).  One loop per NULL
- * pattern, each branch-free. */
+ * pattern, each branch-free.  from_grad: see softmax_grad_loop. */
 static void CE_FN(softmax_grad_pass)(const CE_REAL *z, const CE_REAL *y, const double *w,
                                      CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w,
-                                     CE_REAL keep, CE_REAL spread, CE_REAL *grad, ptrdiff_t n)
+                                     CE_REAL keep, CE_REAL spread, CE_REAL *grad, ptrdiff_t n,
+                                     int from_grad)
 {
-    if (y && w)
-        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 1);
-    else if (y)
-        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1, 0);
-    else if (w)
-        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 1);
+    if (from_grad)
+        CE_FN(softmax_grad_cases)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 1);
     else
-        CE_FN(softmax_grad_loop)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0, 0);
+        CE_FN(softmax_grad_cases)(z, y, w, shift, scale_e, scale_w, keep, spread, grad, n, 0);
+}
+
+/* The exp-sum pass of a softmax loss.  With a gradient buffer that is not
+ * an input, the exps are stored in it (*stored = 1) for the gradient pass to
+ * scale: one exp per entry instead of two. */
+static double CE_FN(sum_exp_for_grad)(const CE_REAL *z, const CE_REAL *y, CE_REAL *grad,
+                                      ptrdiff_t n, CE_REAL shift, int *stored)
+{
+    *stored = grad != NULL && grad != z && grad != y;
+    if (*stored)
+        return CE_FN(sum_exp_loop)(z, grad, n, shift, 1);
+    return CE_FN(sum_exp_shifted)(z, n, shift);
 }
 
 /* l = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c), with
@@ -357,7 +428,8 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
 {
     double eps = label_smoothing, w_t = class_weight ? class_weight[target] : 1.0;
     CE_REAL shift = CE_FN(row_shift)(z, n);
-    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    int stored;
+    double sum = CE_FN(sum_exp_for_grad)(z, NULL, grad, n, shift, &stored);
     double log_sum = ce_math_log_f64(sum);
     double loss = (1 - eps) * w_t * (log_sum + CE_FN(gap)(z[target], shift));
     double weight_total = 0;
@@ -368,10 +440,11 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
     }
     if (grad) {
         double a = (1 - eps) * w_t + eps / (double)n * weight_total;
+        CE_REAL e_target = stored ? grad[target] : CE_MATH(exp)(CE_FN(shifted)(z[target], shift));
         CE_FN(softmax_grad_pass)(z, NULL, class_weight, shift,
                                  (CE_REAL)(grad_scale * a / sum),
-                                 (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n);
-        grad[target] = (CE_REAL)(grad_scale * a / sum) * CE_MATH(exp)(CE_FN(shifted)(z[target], shift))
+                                 (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n, stored);
+        grad[target] = (CE_REAL)(grad_scale * a / sum) * e_target
                        - (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n));
     }
     return (CE_REAL)loss;
@@ -385,7 +458,8 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
 {
     double keep = 1 - label_smoothing, spread = label_smoothing / (double)n;
     CE_REAL shift = CE_FN(row_shift)(z, n);
-    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    int stored;
+    double sum = CE_FN(sum_exp_for_grad)(z, y, grad, n, shift, &stored);
     double log_sum = ce_math_log_f64(sum);
     double weight_total;
     double gap = CE_FN(weighted_gap_sum)(z, y, class_weight, keep, spread, n, shift,
@@ -393,7 +467,8 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
     if (grad)
         CE_FN(softmax_grad_pass)(z, y, class_weight, shift,
                                  (CE_REAL)(grad_scale * weight_total / sum),
-                                 (CE_REAL)grad_scale, (CE_REAL)keep, (CE_REAL)spread, grad, n);
+                                 (CE_REAL)grad_scale, (CE_REAL)keep, (CE_REAL)spread, grad, n,
+                                 stored);
     return (CE_REAL)(weight_total * log_sum + gap);
 }
 
