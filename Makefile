@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test test-all bench venv install clean sanitize
+.PHONY: run test test-all bench venv install clean sanitize test-nocython
 
 venv: $(PY)
 $(PY):
@@ -38,12 +38,18 @@ clean:
 # AddressSanitizer + UndefinedBehaviorSanitizer: both compiled backends built
 # instrumented (from a copy of the sources, so no object of the normal build
 # is reused or left behind), then the test suite under them; any report fails.
+# (Builds that differ from the normal one start from a fresh copy of the
+# sources: setuptools would otherwise reuse build/'s objects and modules.)
+define fresh_copy
+	rm -rf $(1) && mkdir -p $(1)/src
+	cp -r setup.py pyproject.toml README.md csrc pyx python $(1)/src/
+	rm -f $(1)/src/pyx/*.c && find $(1)/src/python -name '*.so' -delete
+	$(PYTHON) -m venv $(1)/venv
+endef
+
 SAN_DIR := .sanitize
-sanitize: $(PY)
-	rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)/src
-	cp -r setup.py pyproject.toml README.md csrc pyx python $(SAN_DIR)/src/
-	rm -f $(SAN_DIR)/src/pyx/*.c && find $(SAN_DIR)/src/python -name '*.so' -delete
-	$(PYTHON) -m venv $(SAN_DIR)/venv
+sanitize:
+	$(call fresh_copy,$(SAN_DIR))
 	$(SAN_DIR)/venv/bin/python -m pip install -q "setuptools>=77" "Cython>=3" "numpy>=2.1" wheel pytest hypothesis mpmath scipy pytest-benchmark
 	cd $(SAN_DIR)/src && CROSSENT_SANITIZE=address,undefined ../venv/bin/python -m pip install -q --no-build-isolation --no-deps .
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
@@ -51,3 +57,15 @@ sanitize: $(PY)
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	CROSSENT_EXPECT_SANITIZED=1 \
 	$(SAN_DIR)/venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# The C fallback: built where Cython is not installed, the "c" backend must
+# come first, and the suite must pass on it.
+NOCY_DIR := .nocython
+test-nocython:
+	$(call fresh_copy,$(NOCY_DIR))
+	$(NOCY_DIR)/venv/bin/python -m pip install -q "setuptools>=77" "numpy>=2.1" wheel pytest hypothesis mpmath scipy pytest-benchmark
+	! $(NOCY_DIR)/venv/bin/python -c "import Cython" 2>/dev/null
+	cd $(NOCY_DIR)/src && ../venv/bin/python -m pip install -q --no-build-isolation --no-deps .
+	cd $(NOCY_DIR) && venv/bin/python -c "import crossent; b = crossent.backends(); \
+		assert b[0] == 'c' and 'cython' not in b, b; print('no-Cython build: backends', b)"
+	CROSSENT_BACKEND=c $(NOCY_DIR)/venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
