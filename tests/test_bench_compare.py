@@ -245,7 +245,7 @@ def test_bench_runs_end_to_end_and_writes_valid_json(tmp_path):
 
     run = _bench.load_run(str(saved))  # raises unless it is a valid run
     import crossent
-    assert {r["impl"] for r in run["results"]} == set(crossent.backends())
+    assert {r["impl"] for r in run["results"]} == {"default", *crossent.backends()}
     assert {r["case"] for r in run["results"]} == {TINY_CASE}
     assert all(r["correct"] for r in run["results"]) and run["failures"] == []
     assert run["machine"]["cores"] >= 1 and run["machine"]["numpy"]

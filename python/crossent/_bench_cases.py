@@ -243,11 +243,18 @@ def prepare(impl, case, inputs, n_threads):
     return _prepare_crossent(impl, case, inputs, n_threads)
 
 
+DEFAULT = "default"   # crossent's plain call: no backend=, no n_threads=
+
+
 def _prepare_crossent(backend, case, inputs, n_threads):
     import crossent
 
-    run = functools.partial(getattr(crossent, case.function), *inputs.args,
-                            backend=backend, n_threads=n_threads, **inputs.kwargs)
+    if backend == DEFAULT:
+        crossent.set_num_threads(n_threads)   # the run's thread count, as the default
+        run = functools.partial(getattr(crossent, case.function), *inputs.args, **inputs.kwargs)
+    else:
+        run = functools.partial(getattr(crossent, case.function), *inputs.args,
+                                backend=backend, n_threads=n_threads, **inputs.kwargs)
     return Prepared(run, functools.partial(_as_numpy_result, case))
 
 
