@@ -156,3 +156,16 @@ def assert_same_as_contiguous(backend, got, expected, description):
         atol = rtol * float(np.max(np.abs(finite))) if finite.size else 0.0
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True,
                                    err_msg=description)
+
+
+def central_difference(f, x, step=1e-4):
+    """∂f/∂x by the 4th-order central difference, one coordinate at a time."""
+    grad = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        def shifted(delta):
+            moved = x.copy()
+            moved[index] += delta
+            return f(moved)
+        grad[index] = (-shifted(2 * step) + 8 * shifted(step)
+                       - 8 * shifted(-step) + shifted(-2 * step)) / (12 * step)
+    return grad

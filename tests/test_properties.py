@@ -21,7 +21,7 @@ import pytest
 from hypothesis import event, given, strategies as st
 
 import crossent
-from arrays import FLOAT_DTYPES, computation_dtype, layouts, random_values
+from arrays import FLOAT_DTYPES, central_difference, computation_dtype, layouts, random_values
 
 COMPILED = [name for name in crossent.backends() if name != "numpy"]
 PREDICTION_DTYPES = FLOAT_DTYPES + (np.int8, np.int32, np.uint8, np.bool_)
@@ -209,19 +209,6 @@ def test_activation_agrees_with_reference(backend, name, data):
 
 
 # ---------------------------------------------------------------- gradients
-
-def central_difference(f, x, step=1e-4):
-    """∂f/∂x by the 4th-order central difference, one coordinate at a time."""
-    grad = np.empty_like(x)
-    for index in np.ndindex(x.shape):
-        def shifted(delta):
-            moved = x.copy()
-            moved[index] += delta
-            return f(moved)
-        grad[index] = (-shifted(2 * step) + 8 * shifted(step)
-                       - 8 * shifted(-step) + shifted(-2 * step)) / (12 * step)
-    return grad
-
 
 small_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple)
 
