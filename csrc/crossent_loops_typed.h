@@ -379,8 +379,15 @@ typedef struct CE_TYPED(ce_loss_rows_job) CE_TYPED(ce_loss_rows_job);
 typedef F (*CE_TYPED(ce_row_loss_fn))(const F *x, const F *y, ptrdiff_t C, ptrdiff_t target,
                                       const CE_TYPED(ce_loss_rows_job) *job, F *grad, double grad_scale);
 
+/* A row function applied to many rows at once (ce_softmax_xent_index_rows). */
+typedef void (*CE_TYPED(ce_rows_loss_fn))(const F *const *x, ptrdiff_t rows, ptrdiff_t C,
+                                          const ptrdiff_t *target, const double *class_weight,
+                                          double label_smoothing, F *const *grad,
+                                          const double *grad_scale, F *loss);
+
 struct CE_TYPED(ce_loss_rows_job) {
     CE_TYPED(ce_row_loss_fn) fn;
+    CE_TYPED(ce_rows_loss_fn) rows_fn;  /* fn's batched form, or NULL */
     const ce_array *x, *y, *target, *sample_weight, *losses, *grad;  /* absent: NULL or data NULL */
     const double *class_weight;
     ptrdiff_t ignore_index;
@@ -416,6 +423,43 @@ static F CE_TYPED(ce_loss_row)(const CE_TYPED(ce_loss_rows_job) *job, ptrdiff_t 
     return loss;
 }
 
+/* ce_loss_row for n_rows rows from (a, b) on, whose rows need no staging:
+ * the rows not ignored go to job->rows_fn in one call (the same bits). */
+static void CE_TYPED(ce_loss_rows_batched)(const CE_TYPED(ce_loss_rows_job) *job, ptrdiff_t a,
+                                           ptrdiff_t b, ptrdiff_t n_rows, F *losses)
+{
+    ptrdiff_t B = job->x->shape[1], C = job->x->shape[2], kept = 0;
+    ptrdiff_t targets[CE_BLOCK_ROWS], block_rows[CE_BLOCK_ROWS];
+    const F *x_rows[CE_BLOCK_ROWS];
+    F *grad_rows[CE_BLOCK_ROWS], weights[CE_BLOCK_ROWS], row_losses[CE_BLOCK_ROWS];
+    double scales[CE_BLOCK_ROWS];
+
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        F *grad = CE_PRESENT(job->grad) ? CE_TYPED(ce_output_row)(job->grad, a, b, NULL) : NULL;
+        ptrdiff_t target = ce_read_target(job->target, a, b);
+        losses[i] = 0;
+        if (target == job->ignore_index) {
+            for (ptrdiff_t c = 0; grad != NULL && c < C; c++)
+                grad[c] = 0;
+        } else {
+            F s = CE_PRESENT(job->sample_weight)
+                      ? CE_TYPED(ce_read_row_value)(job->sample_weight, a, b) : 1;
+            x_rows[kept] = CE_TYPED(ce_stage_row)(job->x, a, b, NULL);
+            grad_rows[kept] = grad;
+            targets[kept] = target;
+            scales[kept] = job->grad_scale * (double)s;
+            weights[kept] = s;
+            block_rows[kept++] = i;
+        }
+        if (++b == B)
+            b = 0, a++;
+    }
+    job->rows_fn(x_rows, kept, C, targets, job->class_weight, job->label_smoothing,
+                 CE_PRESENT(job->grad) ? grad_rows : NULL, scales, row_losses);
+    for (ptrdiff_t k = 0; k < kept; k++)
+        losses[block_rows[k]] = row_losses[k] * weights[k];
+}
+
 static void CE_TYPED(ce_loss_rows_worker)(const void *job_, char *scratch, ptrdiff_t block, double *block_sum)
 {
     const CE_TYPED(ce_loss_rows_job) *job = (const CE_TYPED(ce_loss_rows_job) *)job_;
@@ -427,10 +471,16 @@ static void CE_TYPED(ce_loss_rows_worker)(const void *job_, char *scratch, ptrdi
     F *grad_buffer = y_buffer + (job->y_staged ? C : 0);
     F losses[CE_BLOCK_ROWS];
 
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        losses[i] = CE_TYPED(ce_loss_row)(job, a, b, x_buffer, y_buffer, grad_buffer);
-        if (CE_PRESENT(job->losses))
-            ((F *)job->losses->data)[ce_row_offset(job->losses, a, b)] = losses[i];
+    if (job->rows_fn != NULL && !job->x_staged && !job->grad_staged)
+        CE_TYPED(ce_loss_rows_batched)(job, a, b, n_rows, losses);
+    else
+        for (ptrdiff_t i = 0, ra = a, rb = b; i < n_rows; i++) {
+            losses[i] = CE_TYPED(ce_loss_row)(job, ra, rb, x_buffer, y_buffer, grad_buffer);
+            if (++rb == B)
+                rb = 0, ra++;
+        }
+    for (ptrdiff_t i = 0; CE_PRESENT(job->losses) && i < n_rows; i++) {
+        ((F *)job->losses->data)[ce_row_offset(job->losses, a, b)] = losses[i];
         if (++b == B)
             b = 0, a++;
     }
@@ -514,7 +564,8 @@ static void CE_TYPED(ce_loss_rows_init)(CE_TYPED(ce_loss_rows_job) *job, CE_TYPE
     job->grad_scale = grad_scale;
 }
 
-static int CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_row_loss_fn) fn, const ce_array *x3,
+static int CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_row_loss_fn) fn,
+                                       CE_TYPED(ce_rows_loss_fn) rows_fn, const ce_array *x3,
                                        const ce_array *target2, const double *class_weight,
                                        const ce_array *sample_weight2, ptrdiff_t ignore_index,
                                        double label_smoothing, const ce_array *losses_out2,
@@ -523,6 +574,7 @@ static int CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_row_loss_fn) fn, const ce_arr
 {
     CE_TYPED(ce_loss_rows_job) job;
     CE_TYPED(ce_loss_rows_init)(&job, fn, x3, class_weight, sample_weight2, losses_out2, grad_out3, grad_scale);
+    job.rows_fn = rows_fn;
     job.target = target2;
     job.ignore_index = ignore_index;
     job.label_smoothing = label_smoothing;
@@ -548,9 +600,10 @@ int CE_TYPED(ce_loop_softmax_xent_index)(const ce_array *z3, const ce_array *tar
                                          const ce_array *losses_out2, const ce_array *grad_out3,
                                          double grad_scale, int n_threads, double *acc)
 {
-    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_softmax_xent_index_thunk), z3, target2, class_weight,
-                                       sample_weight2, ignore_index, label_smoothing, losses_out2,
-                                       grad_out3, grad_scale, n_threads, acc);
+    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_softmax_xent_index_thunk),
+                                       CE_TYPED(ce_softmax_xent_index_rows), z3, target2,
+                                       class_weight, sample_weight2, ignore_index, label_smoothing,
+                                       losses_out2, grad_out3, grad_scale, n_threads, acc);
 }
 
 int CE_TYPED(ce_loop_categorical_xent_index)(const ce_array *p3, const ce_array *target2,
@@ -559,7 +612,7 @@ int CE_TYPED(ce_loop_categorical_xent_index)(const ce_array *p3, const ce_array 
                                              const ce_array *losses_out2, const ce_array *grad_out3,
                                              double grad_scale, int n_threads, double *acc)
 {
-    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_categorical_xent_index_thunk), p3, target2,
+    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_categorical_xent_index_thunk), NULL, p3, target2,
                                        class_weight, sample_weight2, ignore_index, label_smoothing,
                                        losses_out2, grad_out3, grad_scale, n_threads, acc);
 }
@@ -569,7 +622,7 @@ int CE_TYPED(ce_loop_nll_index)(const ce_array *x3, const ce_array *target2, con
                                 const ce_array *losses_out2, const ce_array *grad_out3, double grad_scale,
                                 int n_threads, double *acc)
 {
-    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_nll_index_thunk), x3, target2, class_weight,
+    return CE_TYPED(ce_run_index_loss)(CE_TYPED(ce_nll_index_thunk), NULL, x3, target2, class_weight,
                                        sample_weight2, ignore_index, 0.0, losses_out2, grad_out3,
                                        grad_scale, n_threads, acc);
 }

@@ -103,6 +103,19 @@ float ce_softmax_xent_soft_row_f32(const float *z, const float *y, ptrdiff_t n,
 double ce_softmax_xent_soft_row_f64(const double *z, const double *y, ptrdiff_t n,
                                     const double *class_weight, double label_smoothing,
                                     double *grad, double grad_scale);
+/* The same for `rows` rows at once: row k has logits z[k], target target[k]
+ * (a class, never ignored), gradient grad[k] scaled by grad_scale[k] (grad
+ * NULL: no gradient) and loss loss[k]; the bits of calling
+ * ce_softmax_xent_index_row on each row, but short rows (n <= 16 classes) are
+ * computed several per vector, which is what makes them fast. */
+void ce_softmax_xent_index_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                    const ptrdiff_t *target, const double *class_weight,
+                                    double label_smoothing, float *const *grad,
+                                    const double *grad_scale, float *loss);
+void ce_softmax_xent_index_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                    const ptrdiff_t *target, const double *class_weight,
+                                    double label_smoothing, double *const *grad,
+                                    const double *grad_scale, double *loss);
 float ce_categorical_xent_index_row_f32(const float *p, ptrdiff_t n, ptrdiff_t target,
                                         const double *class_weight, double label_smoothing,
                                         float *grad, double grad_scale);

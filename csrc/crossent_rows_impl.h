@@ -71,6 +71,10 @@
  * the variant. */
 #define CE_LANES 16
 
+/* Short rows processed together, one per vector lane (crossent_rows_typed.h,
+ * xent_index_group): two AVX2 or one AVX-512 register of float32. */
+#define CE_ROW_GROUP 16
+
 /* Sum of the lanes by a fixed pairwise tree. */
 static inline double CE_VARIANT_NAME(ce_lanes_total)(double *acc)
 {

@@ -100,6 +100,16 @@ extern "C" {
        (const double *x, const double *t, const double *w, const double *s,              \
         double *loss, double *grad, double grad_scale, ptrdiff_t n),                      \
        (x, t, w, s, loss, grad, grad_scale, n))                                           \
+    XV(ce_softmax_xent_index_rows_f32,                                                    \
+       (const float *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,      \
+        const double *class_weight, double label_smoothing, float *const *grad,           \
+        const double *grad_scale, float *loss),                                           \
+       (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))       \
+    XV(ce_softmax_xent_index_rows_f64,                                                    \
+       (const double *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,    \
+        const double *class_weight, double label_smoothing, double *const *grad,          \
+        const double *grad_scale, double *loss),                                          \
+       (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))       \
     XV(ce_softmax_row_f32, (const float *z, float *out, ptrdiff_t n), (z, out, n))        \
     XV(ce_softmax_row_f64, (const double *z, double *out, ptrdiff_t n), (z, out, n))      \
     XV(ce_log_softmax_row_f32, (const float *z, float *out, ptrdiff_t n), (z, out, n))    \

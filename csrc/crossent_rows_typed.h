@@ -450,6 +450,109 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
     return (CE_REAL)loss;
 }
 
+/* ---- short rows, several at a time ------------------------------------- */
+
+/* ce_softmax_xent_index_row's steps for a group of up to CE_ROW_GROUP rows
+ * of n <= CE_LANES classes without label smoothing, transposed: lane k of
+ * every vector is row k, so the row's max and sum -- horizontal, latency-
+ * bound work for one short row -- become vertical operations over the group.
+ * Each row goes through the very operations of the row function in the same
+ * order (the same padded lanes, the same pairwise trees), so the bits are
+ * the same.  Rows whose max is not finite are left to the row function
+ * (*special = 1 for each). */
+static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                    const ptrdiff_t *target, const double *class_weight,
+                                    CE_REAL *const *grad, const double *grad_scale,
+                                    CE_REAL *loss, int *special)
+{
+    enum { G = CE_ROW_GROUP };
+    CE_REAL zt[CE_LANES][G], m[CE_LANES][G], nan[CE_LANES][G], shift[G];
+    double acc[CE_LANES][G], log_sum[G];
+    /* Lanes k >= count repeat row 0: computed, never stored. */
+    for (ptrdiff_t c = 0; c < n; c++)
+        for (int k = 0; k < G; k++)
+            zt[c][k] = z[k < count ? k : 0][c];
+    for (ptrdiff_t c = n; c < CE_LANES; c++)
+        for (int k = 0; k < G; k++)
+            zt[c][k] = -(CE_REAL)INFINITY;
+    /* ce_row_max: max_chunk on one padded chunk, then the lane tree. */
+    for (int j = 0; j < CE_LANES; j++)
+        for (int k = 0; k < G; k++) {
+            CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY, none = 0;
+            m[j][k] = v > lo ? v : lo;
+            nan[j][k] = v != v ? v : none;
+        }
+    for (int width = CE_LANES / 2; width > 0; width /= 2)
+        for (int j = 0; j < width; j++)
+            for (int k = 0; k < G; k++) {
+                CE_REAL a = m[j][k], b = m[j + width][k];
+                m[j][k] = b > a ? b : a;
+                nan[j][k] += nan[j + width][k];
+            }
+    for (int k = 0; k < G; k++) {
+        shift[k] = nan[0][k] != nan[0][k] ? nan[0][k] : m[0][k];
+        special[k] = !(shift[k] - shift[k] == 0);
+        shift[k] = special[k] ? 0 : shift[k];
+    }
+    /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree. */
+    for (int j = 0; j < CE_LANES; j++)
+        for (int k = 0; k < G; k++) {
+            CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(zt[j][k], shift[k]));
+            zt[j][k] = e;
+            acc[j][k] = 0.0 + (double)e;
+        }
+    for (int width = CE_LANES / 2; width > 0; width /= 2)
+        for (int j = 0; j < width; j++)
+            for (int k = 0; k < G; k++)
+                acc[j][k] += acc[j + width][k];
+    for (int k = 0; k < G; k++)
+        log_sum[k] = ce_math_log_f64(acc[0][k]);
+    for (ptrdiff_t k = 0; k < count; k++) {
+        ptrdiff_t t = target[k];
+        double w_t = class_weight ? class_weight[t] : 1.0, sum = acc[0][k];
+        loss[k] = (CE_REAL)((1 - 0.0) * w_t * (log_sum[k] + CE_FN(gap)(z[k][t], shift[k])));
+        if (grad == NULL || special[k])
+            continue;
+        double a = (1 - 0.0) * w_t + 0.0 / (double)n * 0.0;
+        CE_REAL scale_e = (CE_REAL)(grad_scale[k] * a / sum);
+        CE_REAL scale_w = (CE_REAL)(grad_scale[k] * 0.0 / (double)n);
+        for (ptrdiff_t c = 0; c < n; c++) {
+            CE_REAL wc = class_weight ? (CE_REAL)class_weight[c] : 1;
+            grad[k][c] = scale_e * zt[c][k] - scale_w * (wc * 1);
+        }
+        grad[k][t] = scale_e * zt[t][k] - (CE_REAL)(grad_scale[k] * w_t * (1 - 0.0 + 0.0 / (double)n));
+    }
+}
+
+/* The loss of each row (and its gradient) as ce_softmax_xent_index_row
+ * gives it, the same bits; groups of short rows without label smoothing go
+ * through xent_index_group, every other row through the row function. */
+static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t rows,
+                                              ptrdiff_t n, const ptrdiff_t *target,
+                                              const double *class_weight,
+                                              double label_smoothing, CE_REAL *const *grad,
+                                              const double *grad_scale, CE_REAL *loss)
+{
+    ptrdiff_t first = 0;
+    if (n <= CE_LANES && label_smoothing == 0)
+        for (; first < rows; first += CE_ROW_GROUP) {
+            ptrdiff_t count = rows - first < CE_ROW_GROUP ? rows - first : CE_ROW_GROUP;
+            int special[CE_ROW_GROUP];
+            CE_FN(xent_index_group)(z + first, count, n, target + first, class_weight,
+                                    grad ? grad + first : NULL, grad_scale + first,
+                                    loss + first, special);
+            for (ptrdiff_t k = first; k < first + count; k++)
+                if (special[k - first])
+                    loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
+                                                               0.0, grad ? grad[k] : NULL,
+                                                               grad_scale[k]);
+        }
+    for (ptrdiff_t k = first; k < rows; k++)
+        loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
+                                                   label_smoothing, grad ? grad[k] : NULL,
+                                                   grad_scale[k]);
+}
+
 /* y'_c = y_c(1-eps) + eps/C;  l = sum_c w_c y'_c (lse - z_c);
  * dl/dz_c = p_c * sum_k w_k y'_k - w_c y'_c. */
 static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *y, ptrdiff_t n,

@@ -22,11 +22,16 @@ from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int32_t, int64_t
+from libc.math cimport NAN, INFINITY
 cimport numpy as cnp
 
 from crossent_rows cimport *
 
 cnp.import_array()
+
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in numpy's own __init__.pxd)
+    object PyArray_Scalar(void *data, cnp.dtype descr, object base)
 
 cdef extern from *:
     """
@@ -580,6 +585,58 @@ cdef floating _one_row(const RowCtx *c, Py_ssize_t a, Py_ssize_t b, Py_ssize_t t
     return loss
 
 
+cdef void _xent_index_tile(const RowCtx *c, const Py_ssize_t *row_a, const Py_ssize_t *row_b,
+                           Py_ssize_t n_rows, floating *scratch, floating *losses) noexcept nogil:
+    """_one_row over a tile of softmax_xent_index rows, with one call of the
+    batched row function for the rows not ignored: it computes short rows
+    several per vector, with the bits of the row function."""
+    cdef Py_ssize_t n = c.n_classes, i, j, kept = 0, t
+    cdef const floating *x_rows[CE_BLOCK_ROWS]
+    cdef floating *out_rows[CE_BLOCK_ROWS]
+    cdef ptrdiff_t targets[CE_BLOCK_ROWS]
+    cdef double scales[CE_BLOCK_ROWS]
+    cdef floating weights[CE_BLOCK_ROWS]
+    cdef floating row_losses[CE_BLOCK_ROWS]
+    cdef Py_ssize_t tile_rows[CE_BLOCK_ROWS]
+    cdef floating *out = NULL
+    cdef floating s
+    for i in range(n_rows):
+        if c.out3.data != NULL:
+            out = _row_pointer(&c.out3, row_a[i], row_b[i], c.stage_out, i, n, scratch)
+        t = _target_at(&c.target, c.target_itemsize, row_a[i], row_b[i])
+        losses[i] = 0
+        if t == c.ignore_index:
+            if out != NULL:
+                for j in range(n):
+                    out[j] = 0
+            continue
+        s = 1
+        if c.sample_weight.data != NULL:
+            s = (<floating *>_at2(&c.sample_weight, row_a[i], row_b[i]))[0]
+        x_rows[kept] = _row_pointer(&c.x, row_a[i], row_b[i], c.stage_x, i, n, scratch)
+        out_rows[kept] = out
+        targets[kept] = t
+        scales[kept] = c.grad_scale * <double>s
+        weights[kept] = s
+        tile_rows[kept] = i
+        kept += 1
+    if floating is float:
+        ce_softmax_xent_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
+                                       c.label_smoothing,
+                                       out_rows if c.out3.data != NULL else NULL, scales,
+                                       row_losses)
+    else:
+        ce_softmax_xent_index_rows_f64(x_rows, kept, n, targets, c.class_weight,
+                                       c.label_smoothing,
+                                       out_rows if c.out3.data != NULL else NULL, scales,
+                                       row_losses)
+    for j in range(kept):
+        losses[tile_rows[j]] = row_losses[j] * weights[j]
+    if c.out2.data != NULL:
+        for i in range(n_rows):
+            (<floating *>_at2(&c.out2, row_a[i], row_b[i]))[0] = losses[i]
+
+
 cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
                      double *block_sum) noexcept nogil:
     cdef Py_ssize_t first = block * CE_BLOCK_ROWS
@@ -606,8 +663,12 @@ cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
         if c.stage_y >= 0:
             _gather_tile(&c.y, row_a + tile_first, row_b + tile_first, tile_len, C,
                          scratch + c.stage_y)
-        for i in range(tile_first, tile_first + tile_len):
-            losses[i] = _one_row(c, row_a[i], row_b[i], i - tile_first, scratch)
+        if c.kind == ROW_SOFTMAX_XENT_INDEX:
+            _xent_index_tile(c, row_a + tile_first, row_b + tile_first, tile_len, scratch,
+                             losses + tile_first)
+        else:
+            for i in range(tile_first, tile_first + tile_len):
+                losses[i] = _one_row(c, row_a[i], row_b[i], i - tile_first, scratch)
         if c.stage_out >= 0:
             _scatter_tile(&c.out3, row_a + tile_first, row_b + tile_first, tile_len, C,
                           scratch + c.stage_out)
@@ -646,8 +707,6 @@ cdef object _run_rows(int kind, x3, y3, target2, class_weight, sample_weight2,
                       double grad_scale, int n_threads, double acc):
     cdef RowCtx c
     cdef bint f32 = _is_float32(x3)
-    cdef Py_ssize_t itemsize = 4 if f32 else 8
-    cdef Py_ssize_t n_blocks, scratch_elems = 0
     memset(&c, 0, sizeof(RowCtx))
     c.kind = kind
     _bind_float(&c.x, x3, 3, f32, False)
@@ -661,6 +720,14 @@ cdef object _run_rows(int kind, x3, y3, target2, class_weight, sample_weight2,
     c.ignore_index = ignore_index
     c.label_smoothing = label_smoothing
     c.grad_scale = grad_scale
+    return _run_bound_rows(&c, f32, n_threads, acc)
+
+
+cdef double _run_bound_rows(RowCtx *c, bint f32, int n_threads, double acc) except? -1:
+    """Run the row kernel whose operands c holds: its shape, tiles and staging
+    follow from the operands."""
+    cdef Py_ssize_t itemsize = 4 if f32 else 8
+    cdef Py_ssize_t n_blocks, scratch_elems = 0
     c.inner = c.x.shape[1]
     c.n_rows = c.x.shape[0] * c.inner
     c.n_classes = c.x.shape[2]
@@ -669,8 +736,85 @@ cdef object _run_rows(int kind, x3, y3, target2, class_weight, sample_weight2,
     c.stage_y = _stage_offset(&c.y, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
     c.stage_out = _stage_offset(&c.out3, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
     n_blocks = (c.n_rows + CE_BLOCK_ROWS - 1) // CE_BLOCK_ROWS
-    return _run(_row_block_f32 if f32 else _row_block_f64, &c, n_blocks,
+    return _run(_row_block_f32 if f32 else _row_block_f64, c, n_blocks,
                 scratch_elems * itemsize, c.n_rows * c.n_classes, n_threads, acc)
+
+
+cdef void _bind_with_leading_one(Strided *op, cnp.ndarray a) noexcept:
+    """Describe a behaved array with one more leading axis of length 1: (n, C)
+    logits as the (1, n, C) of the row kernels, (n,) labels as (1, n)."""
+    cdef int d
+    memset(op, 0, sizeof(Strided))
+    op.data = cnp.PyArray_BYTES(a)
+    op.shape[0] = 1
+    for d in range(cnp.PyArray_NDIM(a)):
+        op.shape[d + 1] = cnp.PyArray_DIMS(a)[d]
+        op.strides[d + 1] = cnp.PyArray_STRIDES(a)[d]
+
+
+cdef inline bint _plain_array(cnp.ndarray a, int ndim) noexcept:
+    return (cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_ISBEHAVED_RO(a))
+
+
+def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothing, bint mean,
+                            bint return_grad, int n_threads):
+    """The facade's plain ``cross_entropy(z, t)`` in one compiled call: 2-D
+    C-contiguous float32/float64 logits, 1-D C-contiguous int32/int64 labels
+    in range, no weights, the last axis; returns the loss as a NumPy scalar
+    (with the gradient when return_grad), the bits of the general path (the
+    same kernel, block order and mean).  None for any other call, which the
+    general path computes or rejects with its error message."""
+    cdef cnp.ndarray za = <cnp.ndarray?>z, ta = <cnp.ndarray?>t, grad = None
+    cdef int typenum = cnp.PyArray_TYPE(za), label_type = cnp.PyArray_TYPE(ta)
+    cdef RowCtx c
+    cdef Py_ssize_t i, n
+    cdef double total, denominator = 1.0
+    cdef float total32
+    if (not _plain_array(za, 2) or not _plain_array(ta, 1)
+            or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
+            or (label_type != cnp.NPY_INT32 and label_type != cnp.NPY_INT64)
+            or not 0.0 <= label_smoothing <= 1.0):
+        return None
+    n = cnp.PyArray_DIMS(za)[0]
+    if n == 0 or cnp.PyArray_DIMS(za)[1] == 0 or cnp.PyArray_DIMS(ta)[0] != n:
+        return None
+    memset(&c, 0, sizeof(RowCtx))
+    c.kind = ROW_SOFTMAX_XENT_INDEX
+    _bind_with_leading_one(&c.x, za)
+    _bind_with_leading_one(&c.target, ta)
+    c.target_itemsize = 4 if label_type == cnp.NPY_INT32 else 8
+    if _first_bad_row(&c.target, c.target_itemsize, c.x.shape[2], ignore_index) >= 0:
+        return None
+    if mean:
+        # index_weight_sum without weights: a count, exact in float64.
+        denominator = 0.0
+        for i in range(n):
+            denominator += _target_at(&c.target, c.target_itemsize, 0, i) != ignore_index
+    if return_grad:
+        grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(za), typenum, 0)
+        _bind_with_leading_one(&c.out3, grad)
+    c.ignore_index = ignore_index
+    c.label_smoothing = label_smoothing
+    c.grad_scale = 1.0 / denominator if denominator != 0 else 0.0
+    total = _run_bound_rows(&c, typenum == cnp.NPY_FLOAT32, n_threads, 0.0)
+    if mean:
+        total = _mean(total, denominator)
+    if typenum == cnp.NPY_FLOAT32:
+        total32 = <float>total
+        loss = PyArray_Scalar(&total32, cnp.PyArray_DescrFromType(typenum), None)
+    else:
+        loss = PyArray_Scalar(&total, cnp.PyArray_DescrFromType(typenum), None)
+    return (loss, grad) if return_grad else loss
+
+
+cdef double _mean(double total, double denominator) noexcept:
+    """crossent._api._mean: 0/0 is nan (as PyTorch), x/0 is +-inf."""
+    if denominator != 0:
+        return total / denominator
+    if total == 0 or total != total:
+        return NAN
+    return INFINITY if total > 0 else -INFINITY
 
 
 def softmax(x3, out3, int n_threads):

@@ -10,6 +10,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stddef cimport ptrdiff_t
 from libc.math cimport expf, exp
+from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
@@ -59,6 +60,8 @@ cdef extern from "crossent_rows_table.h" nogil:
         void (*ce_bce_logits_block_f64)(const double *, const double *, const double *, const double *, const double *, double, double *, double *, double, ptrdiff_t)
         void (*ce_mse_block_f32)(const float *, const float *, const float *, const float *, float *, float *, double, ptrdiff_t)
         void (*ce_mse_block_f64)(const double *, const double *, const double *, const double *, double *, double *, double, ptrdiff_t)
+        void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
+        void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
         block32 ce_softmax_row_f32
         block64 ce_softmax_row_f64
         block32 ce_log_softmax_row_f32
@@ -289,3 +292,47 @@ def multiclass_row(variant, name, x, target=None, y=None, class_weight=None,
     else:
         raise ValueError(f"unknown row loss {name!r}")
     return xa.dtype.type(loss), grad
+
+
+def softmax_xent_index_rows(variant, x, target, class_weight=None, label_smoothing=0.0,
+                            grad_scale=None, with_grad=True):
+    """(losses, grad or None) of the rows of a 2-D x through the batched row
+    function; grad_scale: one per row (default 1)."""
+    cdef const ce_rows_table *t = _table(variant)
+    cdef cnp.ndarray xa = _real(x)
+    if xa.ndim != 2:
+        raise ValueError("x must be 2-D")
+    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1], k
+    cdef cnp.ndarray ta = np.ascontiguousarray(target, dtype=np.intp)
+    if ta.ndim != 1 or ta.shape[0] != rows or np.any((ta < 0) | (ta >= n)):
+        raise ValueError(f"target must hold {rows} classes in [0, {n})")
+    cdef cnp.ndarray gs = np.ascontiguousarray(np.broadcast_to(
+        1.0 if grad_scale is None else grad_scale, (rows,)), dtype=np.float64)
+    cwa = _opt(class_weight, np.float64)
+    losses = np.empty(rows, xa.dtype)
+    grad = np.empty_like(xa) if with_grad else None
+    cdef void **x_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
+    cdef void **g_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
+    if x_rows == NULL or g_rows == NULL:
+        free(x_rows)
+        free(g_rows)
+        raise MemoryError()
+    cdef char *X = <char *>_ptr(xa)
+    cdef char *G = <char *>_ptr(grad)
+    cdef Py_ssize_t row_bytes = n * cnp.PyArray_ITEMSIZE(xa)
+    for k in range(rows):
+        x_rows[k] = X + k * row_bytes
+        g_rows[k] = G + k * row_bytes if G != NULL else NULL
+    cdef const double *CW = <const double *>_ptr(cwa)
+    cdef ptrdiff_t *T = <ptrdiff_t *>_ptr(ta)
+    cdef const double *GS = <const double *>_ptr(gs)
+    cdef void *L = _ptr(losses)
+    if _is32(xa):
+        t.ce_softmax_xent_index_rows_f32(<const float **>x_rows, rows, n, T, CW, label_smoothing,
+                                         <float **>g_rows if G != NULL else NULL, GS, <float *>L)
+    else:
+        t.ce_softmax_xent_index_rows_f64(<const double **>x_rows, rows, n, T, CW, label_smoothing,
+                                         <double **>g_rows if G != NULL else NULL, GS, <double *>L)
+    free(x_rows)
+    free(g_rows)
+    return losses, grad

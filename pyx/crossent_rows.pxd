@@ -60,6 +60,14 @@ cdef extern from "crossent_rows.h" nogil:
     double ce_softmax_xent_index_row_f64(const double *z, ptrdiff_t n, ptrdiff_t target,
                                          const double *class_weight, double label_smoothing,
                                          double *grad, double grad_scale)
+    void ce_softmax_xent_index_rows_f32(const float **z, ptrdiff_t rows, ptrdiff_t n,
+                                        const ptrdiff_t *target, const double *class_weight,
+                                        double label_smoothing, float **grad,
+                                        const double *grad_scale, float *loss)
+    void ce_softmax_xent_index_rows_f64(const double **z, ptrdiff_t rows, ptrdiff_t n,
+                                        const ptrdiff_t *target, const double *class_weight,
+                                        double label_smoothing, double **grad,
+                                        const double *grad_scale, double *loss)
     float ce_softmax_xent_soft_row_f32(const float *z, const float *y, ptrdiff_t n,
                                        const double *class_weight, double label_smoothing,
                                        float *grad, double grad_scale)

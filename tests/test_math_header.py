@@ -285,12 +285,59 @@ def all_function_calls(dtype, variant, rng):
             results += P.binary_block(variant, name, x, y, w=y, pw=p, s=p, label_smoothing=0.1,
                                       grad_scale=0.3)
         target = int(rng.integers(n))
+        rows = np.stack([z, np.roll(z, 1), -z])
+        results += P.softmax_xent_index_rows(variant, rows, [target] * 3, class_weight=w,
+                                             grad_scale=[0.7, -1.0, 2.5])
         for name in ROW_LOSSES:
             x = p if name.startswith("categorical") else z
             results += P.multiclass_row(variant, name, x, target=target, y=y, class_weight=w,
                                         label_smoothing=0.0 if name == "nll_index" else 0.1,
                                         grad_scale=0.7)
     return results
+
+
+def awkward_rows(rng, n_rows, n, dtype):
+    """Logit rows of every kind the row function treats apart: ordinary ones
+    at several scales, and rows holding +inf (one or several), -inf (some or
+    all), NaN, or huge finite values."""
+    z = rng.normal(scale=rng.choice([0.1, 3.0, 60.0]), size=(n_rows, n)).astype(dtype)
+    inf, specials = np.inf, [np.inf, -np.inf, np.nan, np.finfo(dtype).max / 4]
+    for r in range(0, n_rows, 3):
+        kind = rng.integers(6)
+        if kind < 4:
+            z[r, rng.integers(n, size=1 + rng.integers(2))] = specials[kind]
+        elif kind == 4:
+            z[r] = -inf
+        else:
+            z[r, :] = rng.choice([-inf, 0.0, inf], size=n)
+    return z
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [1, 2, 10, 15, 16, 17, 40])
+def test_batched_index_rows_give_the_row_function_bits(variant, dtype, n):
+    """ce_softmax_xent_index_rows (short rows several per vector) against one
+    ce_softmax_xent_index_row call per row: bit for bit, for every group size
+    (tails of the row groups included), weight, smoothing and grad scale."""
+    rng = rng_for("batched", variant, dtype, n)
+    for n_rows in (1, 15, 16, 17, 50):
+        z = awkward_rows(rng, n_rows, n, dtype)
+        target = rng.integers(n, size=n_rows)
+        scales = rng.choice([1.0, 0.0, -0.5, 1e-3, 7.0], size=n_rows)
+        for w in (None, rng.uniform(0.25, 2.0, n)):
+            for eps in (0.0, 0.2):
+                losses, grad = P.softmax_xent_index_rows(variant, z, target, class_weight=w,
+                                                         label_smoothing=eps, grad_scale=scales)
+                for r in range(n_rows):
+                    loss_r, grad_r = P.multiclass_row(variant, "softmax_xent_index", z[r],
+                                                      target=int(target[r]), class_weight=w,
+                                                      label_smoothing=eps, grad_scale=scales[r])
+                    assert losses[r].tobytes() == loss_r.tobytes(), (n_rows, r, w is None, eps)
+                    assert grad[r].tobytes() == grad_r.tobytes(), (n_rows, r, w is None, eps)
+                no_grad_losses, none = P.softmax_xent_index_rows(
+                    variant, z, target, class_weight=w, label_smoothing=eps, with_grad=False)
+                assert none is None and no_grad_losses.tobytes() == losses.tobytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
