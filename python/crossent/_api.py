@@ -21,6 +21,16 @@ __all__ = [
 
 # ---------------------------------------------------------------- runners
 
+def _docstring(text):
+    """Give the decorated function the docstring ``text``, built once at
+    import (a docstring assembled from shared pieces is an expression, not a
+    docstring, if written in the body: it would run on every call)."""
+    def attach(function):
+        function.__doc__ = text
+        return function
+    return attach
+
+
 def _mean(total, denominator):
     """total / denominator in float64; 0/0 is nan (as PyTorch), x/0 is ±inf."""
     if denominator:
@@ -156,6 +166,15 @@ def _contiguous_aligned(x):
 
 
 def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_grad):
+    module = _backends.module()
+    compiled = getattr(module, "fast_softmax_xent_index", None)
+    if compiled is not None:
+        # The whole call in one compiled function (the Cython backend).
+        if (type(ignore_index) is not int or type(label_smoothing) is not float
+                or reduction not in ("mean", "sum")):
+            return None
+        return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
+                        _backends.get_num_threads())
     if (z.ndim != 2 or t.ndim != 1 or z.dtype not in _FLOATS or t.dtype not in _INDEXES
             or not _contiguous_aligned(z) or not _contiguous_aligned(t)
             or type(ignore_index) is not int
@@ -164,7 +183,6 @@ def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_g
     n, c = z.shape
     if n == 0 or c == 0 or t.shape[0] != n or reduction not in ("mean", "sum"):
         return None
-    module = _backends.module()
     n_threads = _backends.get_num_threads()
     z3, t2 = z.reshape(1, n, c), t.reshape(1, n)
     if module.first_bad_index(t2, c, ignore_index) >= 0:
@@ -235,7 +253,7 @@ def log_sigmoid(z, *, out=None, backend=None, n_threads=None):
     Example
     -------
     >>> crossent.log_sigmoid(np.array([-1000.0, 0.0]))
-    array([-1000.        ,    -0.69314718])
+    array([-1.00000000e+03, -6.93147181e-01])
     """
     return _run_activation("log_sigmoid", z, None, out, backend, n_threads)
 
@@ -263,7 +281,7 @@ def log_softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
     Example
     -------
     >>> crossent.log_softmax(np.array([0.0, 1000.0]))
-    array([-1000.,     0.])
+    array([-1000.,    -0.])
     """
     return _run_activation("log_softmax", z, axis, out, backend, n_threads)
 
@@ -308,9 +326,7 @@ _LOSS_ARGS = """
 """
 
 
-def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="mean",
-                         return_grad=False, grad_out=None, backend=None, n_threads=None):
-    """Binary cross-entropy from probabilities.
+@_docstring("""Binary cross-entropy from probabilities.
 
     ``l = −(y·max(log p, −100) + (1 − y)·max(log(1 − p), −100))``, each log
     clamped at −100 as PyTorch does, so ``p`` = 0 or 1 give finite losses.
@@ -331,8 +347,10 @@ def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="me
     Example
     -------
     >>> float(crossent.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1.0, 0.0])))
-    0.164252033486018
-    """
+    0.16425203348601802
+    """)
+def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="mean",
+                         return_grad=False, grad_out=None, backend=None, n_threads=None):
     module = _backends.module(backend)
     plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
@@ -354,10 +372,7 @@ def _check_probabilities(p, name):
                              f"at position {where}")
 
 
-def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, sample_weight=None,
-                                     label_smoothing=0.0, reduction="mean", return_grad=False,
-                                     grad_out=None, backend=None, n_threads=None):
-    """Binary cross-entropy from logits, stable for every z.
+@_docstring("""Binary cross-entropy from logits, stable for every z.
 
     ``l = (1 − y')·z + lw·softplus(−z)`` with ``softplus(x) = log1p(exp(x))``
     computed as ``max(x, 0) + log1p(exp(−|x|))``, ``lw = 1 + (pos_weight − 1)·y'``
@@ -384,7 +399,10 @@ def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, samp
     -------
     >>> loss, grad = crossent.binary_cross_entropy_with_logits(
     ...     np.array([2.0, -1.0]), np.array([1.0, 0.0]), return_grad=True)
-    """
+    """)
+def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, sample_weight=None,
+                                     label_smoothing=0.0, reduction="mean", return_grad=False,
+                                     grad_out=None, backend=None, n_threads=None):
     if (weight is None and pos_weight is None and sample_weight is None and grad_out is None
             and backend is None and n_threads is None
             and type(z) is np.ndarray and type(y) is np.ndarray):
@@ -405,9 +423,7 @@ def _plan_bce_with_logits(module, z, y, *, weight=None, pos_weight=None, sample_
                             label_smoothing=label_smoothing, reduction=reduction)
 
 
-def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
-             return_grad=False, grad_out=None, backend=None, n_threads=None):
-    """Mean squared error ``l = (pred − target)²``, gradient ``2(pred − target)``.
+@_docstring("""Mean squared error ``l = (pred − target)²``, gradient ``2(pred − target)``.
 
     As ``torch.nn.functional.mse_loss``; with ``weight`` (element-wise,
     broadcastable) the mean is ``Σ s·w·l / Σ s·w`` as PyTorch 2.13 does.
@@ -425,7 +441,9 @@ def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
     -------
     >>> float(crossent.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     2.5
-    """
+    """)
+def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
+             return_grad=False, grad_out=None, backend=None, n_threads=None):
     module = _backends.module(backend)
     plan = _plan_mse(module, pred, target, weight=weight, sample_weight=sample_weight,
                      reduction=reduction)
@@ -459,10 +477,7 @@ _MULTICLASS_ARGS = """
 """
 
 
-def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
-                  ignore_index=-100, label_smoothing=0.0, reduction="mean",
-                  return_grad=False, grad_out=None, backend=None, n_threads=None):
-    """Softmax cross-entropy from logits (``torch.nn.functional.cross_entropy``).
+@_docstring("""Softmax cross-entropy from logits (``torch.nn.functional.cross_entropy``).
 
     With ``log p = log_softmax(z)`` along ``axis``, integer target t, class
     weights w and label smoothing ε::
@@ -486,7 +501,10 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
     -------
     >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
     >>> loss, grad = crossent.cross_entropy(z, np.array([0, 2]), return_grad=True)
-    """
+    """)
+def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                  ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                  return_grad=False, grad_out=None, backend=None, n_threads=None):
     if (weight is None and sample_weight is None and grad_out is None and backend is None
             and n_threads is None and type(axis) is int and axis == -1
             and type(logits) is np.ndarray and type(target) is np.ndarray):
@@ -508,10 +526,7 @@ def _plan_cross_entropy(module, logits, target, *, axis=-1, weight=None, sample_
                            label_smoothing=label_smoothing, reduction=reduction, module=module)
 
 
-def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_weight=None,
-                              ignore_index=-100, label_smoothing=0.0, reduction="mean",
-                              return_grad=False, grad_out=None, backend=None, n_threads=None):
-    """Categorical cross-entropy from probabilities (Keras' ``from_logits=False``,
+@_docstring("""Categorical cross-entropy from probabilities (Keras' ``from_logits=False``,
     without renormalising the probabilities).
 
     As :func:`cross_entropy` with ``−log p_c`` replaced by
@@ -529,7 +544,10 @@ def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_wei
     -------
     >>> float(crossent.categorical_cross_entropy(np.array([[0.7, 0.2, 0.1]]), np.array([0])))
     0.35667494393873245
-    """
+    """)
+def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_weight=None,
+                              ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                              return_grad=False, grad_out=None, backend=None, n_threads=None):
     module = _backends.module(backend)
     plan = _plan_categorical(module, probs, target, axis=axis, weight=weight,
                              sample_weight=sample_weight, ignore_index=ignore_index,
@@ -546,9 +564,7 @@ def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_wei
     return plan
 
 
-def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ignore_index=-100,
-             reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
-    """Negative log-likelihood ``l = −w_t·x_t`` of log-probabilities x
+@_docstring("""Negative log-likelihood ``l = −w_t·x_t`` of log-probabilities x
     (``torch.nn.functional.nll_loss``); gradient ``−w_t`` at the target class.
 
     Parameters
@@ -560,7 +576,9 @@ def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ign
     -------
     >>> float(crossent.nll_loss(np.log(np.array([[0.5, 0.5]])), np.array([1])))
     0.6931471805599453
-    """
+    """)
+def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ignore_index=-100,
+             reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
     module = _backends.module(backend)
     plan = _plan_nll(module, log_probs, target, axis=axis, weight=weight,
                      sample_weight=sample_weight, ignore_index=ignore_index, reduction=reduction)
