@@ -467,7 +467,7 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
 {
     enum { G = CE_ROW_GROUP };
     CE_REAL zt[CE_LANES][G], m[CE_LANES][G], nan[CE_LANES][G], shift[G];
-    double acc[CE_LANES][G], log_sum[G];
+    double acc[CE_LANES][G];
     /* Lanes k >= count repeat row 0: computed, never stored. */
     for (ptrdiff_t c = 0; c < n; c++)
         for (int k = 0; k < G; k++)
@@ -494,33 +494,51 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
         special[k] = !(shift[k] - shift[k] == 0);
         shift[k] = special[k] ? 0 : shift[k];
     }
-    /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree. */
-    for (int j = 0; j < CE_LANES; j++)
+    /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree.  A
+     * padding lane's exp is exp(-inf - finite shift) = +0 exactly, so it is
+     * written, not computed. */
+    for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++) {
             CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(zt[j][k], shift[k]));
             zt[j][k] = e;
             acc[j][k] = 0.0 + (double)e;
         }
+    for (ptrdiff_t j = n; j < CE_LANES; j++)
+        for (int k = 0; k < G; k++)
+            acc[j][k] = 0.0;
     for (int width = CE_LANES / 2; width > 0; width /= 2)
         for (int j = 0; j < width; j++)
             for (int k = 0; k < G; k++)
                 acc[j][k] += acc[j + width][k];
-    for (int k = 0; k < G; k++)
-        log_sum[k] = ce_math_log_f64(acc[0][k]);
+    /* The per-row scalars, vectorised over the group: the row function's
+     * expressions with label_smoothing = 0 written out. */
+    double w_t[G], grad_scale_k[G];
+    CE_REAL z_t[G], row_loss[G], scale_e[G], scale_w[G], target_term[G];
+    ptrdiff_t t[G];
+    for (int k = 0; k < G; k++) {
+        ptrdiff_t row = k < count ? k : 0;
+        t[k] = target[row];
+        grad_scale_k[k] = grad_scale[row];
+        w_t[k] = class_weight ? class_weight[t[k]] : 1.0;
+        z_t[k] = z[row][t[k]];
+    }
+    for (int k = 0; k < G; k++) {
+        double log_sum = ce_math_log_f64(acc[0][k]), eps = 0.0;
+        double a = (1 - eps) * w_t[k] + eps / (double)n * 0.0;
+        row_loss[k] = (CE_REAL)((1 - eps) * w_t[k] * (log_sum + CE_FN(gap)(z_t[k], shift[k])));
+        scale_e[k] = (CE_REAL)(grad_scale_k[k] * a / acc[0][k]);
+        scale_w[k] = (CE_REAL)(grad_scale_k[k] * eps / (double)n);
+        target_term[k] = (CE_REAL)(grad_scale_k[k] * w_t[k] * (1 - eps + eps / (double)n));
+    }
     for (ptrdiff_t k = 0; k < count; k++) {
-        ptrdiff_t t = target[k];
-        double w_t = class_weight ? class_weight[t] : 1.0, sum = acc[0][k];
-        loss[k] = (CE_REAL)((1 - 0.0) * w_t * (log_sum[k] + CE_FN(gap)(z[k][t], shift[k])));
+        loss[k] = row_loss[k];
         if (grad == NULL || special[k])
             continue;
-        double a = (1 - 0.0) * w_t + 0.0 / (double)n * 0.0;
-        CE_REAL scale_e = (CE_REAL)(grad_scale[k] * a / sum);
-        CE_REAL scale_w = (CE_REAL)(grad_scale[k] * 0.0 / (double)n);
         for (ptrdiff_t c = 0; c < n; c++) {
             CE_REAL wc = class_weight ? (CE_REAL)class_weight[c] : 1;
-            grad[k][c] = scale_e * zt[c][k] - scale_w * (wc * 1);
+            grad[k][c] = scale_e[k] * zt[c][k] - scale_w[k] * (wc * 1);
         }
-        grad[k][t] = scale_e * zt[t][k] - (CE_REAL)(grad_scale[k] * w_t * (1 - 0.0 + 0.0 / (double)n));
+        grad[k][t[k]] = scale_e[k] * zt[t[k]][k] - target_term[k];
     }
 }
 

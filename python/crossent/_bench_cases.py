@@ -78,6 +78,7 @@ QUICK_CASES = (
     Case("cross_entropy", (4096, 1000), "float32", "contiguous"),
     Case("cross_entropy", (4096, 1000), "float32", "strided"),
     Case("cross_entropy", (4096, 1000), "float64", "contiguous"),
+    Case("cross_entropy", (65536, 10), "float32", "contiguous"),
     Case("cross_entropy", (1, 10), "float32", "contiguous"),
     Case("nll_loss", (4096, 1000), "float32", "contiguous"),
     Case("binary_cross_entropy_with_logits", (10**6,), "float32", "contiguous"),
