@@ -736,8 +736,39 @@ cdef double _run_bound_rows(RowCtx *c, bint f32, int n_threads, double acc) exce
     c.stage_y = _stage_offset(&c.y, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
     c.stage_out = _stage_offset(&c.out3, itemsize, c.tile_rows * c.n_classes, &scratch_elems)
     n_blocks = (c.n_rows + CE_BLOCK_ROWS - 1) // CE_BLOCK_ROWS
+    if (scratch_elems == 0 and n_blocks < n_threads and c.n_rows > 1
+            and c.n_rows * c.n_classes >= PARALLEL_MIN_WORK):
+        if f32:
+            return _run_rows_shared(c, <float>0, n_threads, acc)
+        return _run_rows_shared(c, <double>0, n_threads, acc)
     return _run(_row_block_f32 if f32 else _row_block_f64, c, n_blocks,
                 scratch_elems * itemsize, c.n_rows * c.n_classes, n_threads, acc)
+
+
+cdef double _run_rows_shared(const RowCtx *c, floating zero, int n_threads,
+                             double acc) except? -1:
+    """Fewer blocks than threads (a few wide rows, e.g. 32 x 128 000 is one
+    block): the threads share the rows of each block instead of whole blocks.
+    A row's result does not depend on the thread computing it, and each
+    block's losses are summed afterwards in row order as _row_block sums them,
+    so the bits are those of the block path, for any n_threads."""
+    cdef Py_ssize_t i, first, n_rows = c.n_rows
+    cdef floating *losses = <floating *>malloc(n_rows * sizeof(floating))
+    cdef floating *no_scratch = NULL
+    if losses == NULL:
+        raise MemoryError("crossent: cannot allocate the row losses")
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=_min(n_threads, n_rows)):
+            losses[i] = _one_row(c, i // c.inner, i % c.inner, 0, no_scratch)
+        first = 0
+        while _has_loss(c.kind) and first < n_rows:
+            if floating is float:
+                acc += ce_sum_f32(losses + first, _min(CE_BLOCK_ROWS, n_rows - first))
+            else:
+                acc += ce_sum_f64(losses + first, _min(CE_BLOCK_ROWS, n_rows - first))
+            first += CE_BLOCK_ROWS
+    free(losses)
+    return acc
 
 
 cdef void _bind_with_leading_one(Strided *op, cnp.ndarray a) noexcept:
