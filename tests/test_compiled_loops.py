@@ -296,6 +296,16 @@ def test_bitwise_identical_for_every_thread_count_small(kernels, name, dtype):
     assert_bitwise(call(kernels, name, args, n_threads=2), call(kernels, name, args, n_threads=1))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ALL_KERNELS)
+@pytest.mark.parametrize("rows_shape", [((3, 1), 20_000), ((2, 5), 4_000)], ids=["3x20000", "2x5x4000"])
+def test_a_few_wide_rows_give_the_same_bits_for_every_thread_count(kernels, name, dtype,
+                                                                    rows_shape):
+    # fewer row blocks than threads: the threads share the rows of a block
+    args = make_case(name, dtype, "full", elementwise_shape=(300, 129), rows_shape=rows_shape)
+    assert_bitwise(call(kernels, name, args, n_threads=2), call(kernels, name, args, n_threads=1))
+
+
 @pytest.mark.parametrize("layout", ["C-contiguous", "strided", "negative-stride", "Fortran"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", ["sigmoid", "log_sigmoid", "softmax", "log_softmax"])
