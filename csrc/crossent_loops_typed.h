@@ -488,6 +488,30 @@ static void CE_TYPED(ce_loss_rows_worker)(const void *job_, char *scratch, ptrdi
         *block_sum = CE_TYPED(ce_sum)(losses, n_rows);
 }
 
+/* Fewer row blocks than threads (a few wide rows, e.g. 32 x 128 000 is one
+ * block): the threads share the rows instead of whole blocks.  A row's result
+ * does not depend on the thread computing it, and each block's losses are
+ * summed afterwards in row order as the worker sums them, so the bits are
+ * those of the block path.  Rows used in place only (no staging buffers). */
+static int CE_TYPED(ce_run_loss_rows_shared)(const CE_TYPED(ce_loss_rows_job) *job, int n_threads,
+                                             double *acc)
+{
+    ptrdiff_t n_rows = job->n_rows, B = job->x->shape[1];
+    F *losses = (F *)malloc((size_t)n_rows * sizeof(F));
+    if (losses == NULL)
+        return CE_ERR_NOMEM;
+    CE_OMP(omp parallel for schedule(static) num_threads(n_threads))
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        losses[i] = CE_TYPED(ce_loss_row)(job, i / B, i % B, NULL, NULL, NULL);
+        if (CE_PRESENT(job->losses))
+            ((F *)job->losses->data)[ce_row_offset(job->losses, i / B, i % B)] = losses[i];
+    }
+    for (ptrdiff_t first = 0; acc != NULL && first < n_rows; first += CE_BLOCK_ROWS)
+        *acc += CE_TYPED(ce_sum)(losses + first, ce_min(CE_BLOCK_ROWS, n_rows - first));
+    free(losses);
+    return CE_OK;
+}
+
 static int CE_TYPED(ce_run_loss_rows)(CE_TYPED(ce_loss_rows_job) *job, int n_threads, double *acc)
 {
     ce_block_plan plan;
@@ -502,6 +526,9 @@ static int CE_TYPED(ce_run_loss_rows)(CE_TYPED(ce_loss_rows_job) *job, int n_thr
     plan.scratch_bytes = (size_t)(job->x_staged + job->y_staged + job->grad_staged) * (size_t)C * sizeof(F);
     plan.worker = CE_TYPED(ce_loss_rows_worker);
     plan.job = job;
+    if (plan.scratch_bytes == 0 && plan.n_blocks < n_threads && job->n_rows > 1
+        && plan.work >= CE_PARALLEL_MIN_WORK)
+        return CE_TYPED(ce_run_loss_rows_shared)(job, (int)ce_min(n_threads, job->n_rows), acc);
     return ce_run_blocks(&plan, acc);
 }
 
