@@ -302,6 +302,21 @@ typedef struct {
     int x_staged, out_staged;  /* scratch: x row first, then out row */
 } CE_TYPED(ce_activation_rows_job);
 
+static void CE_TYPED(ce_activation_row)(const CE_TYPED(ce_activation_rows_job) *job, ptrdiff_t a,
+                                        ptrdiff_t b, F *x_buffer, F *out_buffer)
+{
+    ptrdiff_t C = job->x->shape[2];
+    const F *x = CE_TYPED(ce_stage_row)(job->x, a, b, x_buffer);
+    if (job->row_map != NULL) {
+        F *out = CE_TYPED(ce_output_row)(job->out, a, b, out_buffer);
+        job->row_map(x, out, C);
+        if (job->out_staged)
+            CE_TYPED(ce_scatter_row)(job->out, a, b, out);
+    } else {
+        ((F *)job->out->data)[ce_row_offset(job->out, a, b)] = job->row_reduce(x, C);
+    }
+}
+
 static void CE_TYPED(ce_activation_rows_worker)(const void *job_, char *scratch, ptrdiff_t block,
                                                 double *block_sum)
 {
@@ -313,15 +328,7 @@ static void CE_TYPED(ce_activation_rows_worker)(const void *job_, char *scratch,
     (void)block_sum;
 
     for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const F *x = CE_TYPED(ce_stage_row)(job->x, a, b, x_buffer);
-        if (job->row_map != NULL) {
-            F *out = CE_TYPED(ce_output_row)(job->out, a, b, out_buffer);
-            job->row_map(x, out, C);
-            if (job->out_staged)
-                CE_TYPED(ce_scatter_row)(job->out, a, b, out);
-        } else {
-            ((F *)job->out->data)[ce_row_offset(job->out, a, b)] = job->row_reduce(x, C);
-        }
+        CE_TYPED(ce_activation_row)(job, a, b, x_buffer, out_buffer);
         if (++b == B)
             b = 0, a++;
     }
@@ -340,6 +347,15 @@ static int CE_TYPED(ce_run_activation_rows)(CE_TYPED(ce_activation_rows_job) *jo
     plan.scratch_bytes = (size_t)(job->x_staged + job->out_staged) * (size_t)C * sizeof(F);
     plan.worker = CE_TYPED(ce_activation_rows_worker);
     plan.job = job;
+    if (plan.scratch_bytes == 0 && plan.n_blocks < n_threads && job->n_rows > 1
+        && plan.work >= CE_PARALLEL_MIN_WORK) {
+        /* A few wide rows: the threads share the rows (nothing is summed). */
+        ptrdiff_t B = job->x->shape[1];
+        CE_OMP(omp parallel for schedule(static) num_threads((int)ce_min(n_threads, job->n_rows)))
+        for (ptrdiff_t i = 0; i < job->n_rows; i++)
+            CE_TYPED(ce_activation_row)(job, i / B, i % B, NULL, NULL);
+        return CE_OK;
+    }
     return ce_run_blocks(&plan, NULL);
 }
 
