@@ -1,0 +1,149 @@
+"""The roofline of this machine for crossent's standard cases.
+
+    python benchmarks/roofline.py [--threads N] [--json PATH]
+
+Measures, on this machine, now:
+
+* copy bandwidth: ``numpy.copyto`` of a 256 MiB float32 array into a reused
+  one, on 1 thread and split over N threads (NumPy drops the GIL for the
+  copy), counted as bytes read + bytes written; the bound uses the better;
+* exp and log1p throughput: crossent's own vectorised float32/float64
+  primitives (``crossent._primitives``, the SIMD variant in use) on an
+  L1/L2-resident block, per element and per thread;
+* first-touch cost: writing a fresh 64 MiB allocation against writing a reused
+  one, per MB (what a new gradient array costs on top of the kernel).
+
+and from them the lower bound of each standard case (loss + gradient):
+``max(bytes moved / bandwidth, elements x exp cost / N)``, bytes moved being the
+logits read plus the gradient written (plus the labels). Prints a table and,
+with --json, saves everything (docs/performance.md quotes a run).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+import crossent
+
+try:
+    from crossent import _primitives
+except ImportError:  # the test-only binding is built with the Cython backend
+    _primitives = None
+
+# (name, shape, dtype, transcendental calls per element)
+CASES = [
+    ("cross_entropy 65536x10", (65536, 10), np.float32, "exp"),
+    ("cross_entropy 4096x1000", (4096, 1000), np.float32, "exp"),
+    ("cross_entropy 256x32000", (256, 32000), np.float32, "exp"),
+    ("cross_entropy 32x128000", (32, 128000), np.float32, "exp"),
+    ("bce_with_logits 10^6", (10**6,), np.float32, "exp+log1p"),
+    ("bce_with_logits 10^7", (10**7,), np.float32, "exp+log1p"),
+]
+
+
+def best_of(call, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def copy_bandwidth(n_threads, mib=256, repeats=7):
+    """Bytes read + written per second by an N-thread copy (GB/s)."""
+    n = mib * 2**20 // 4
+    src = np.ones(n, np.float32)
+    dst = np.ones(n, np.float32)
+    parts = np.array_split(np.arange(n), n_threads)
+    bounds = [(p[0], p[-1] + 1) for p in parts]
+    with ThreadPoolExecutor(n_threads) as pool:
+        def copy():
+            list(pool.map(lambda b: np.copyto(dst[b[0]:b[1]], src[b[0]:b[1]]), bounds))
+        copy()
+        seconds = best_of(copy, repeats)
+    return 2 * src.nbytes / seconds / 1e9
+
+
+def primitive_ns(name, dtype, n=16384, loops=200):
+    """ns per element of crossent's vectorised primitive, one thread."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-20, 20, n).astype(dtype)
+    if name == "log1p":
+        x = np.abs(x)
+    out = np.empty_like(x)
+    variant = _primitives.active()
+
+    def run():
+        for _ in range(loops):
+            _primitives.block(variant, name, x, out)
+    run()
+    return best_of(run, 5) / (loops * n) * 1e9
+
+
+def first_touch_ms_per_mb(mib=64, repeats=5):
+    n = mib * 2**20 // 4
+    reused = np.empty(n, np.float32)
+    reused.fill(1)
+    warm = best_of(lambda: reused.fill(2), repeats)
+    fresh = best_of(lambda: np.empty(n, np.float32).fill(2), repeats)
+    return max(fresh - warm, 0.0) * 1e3 / (mib * 1.048576)
+
+
+def case_bounds(bandwidth, exp_ns, log1p_ns, n_threads):
+    rows = []
+    for name, shape, dtype, work in CASES:
+        elements = int(np.prod(shape))
+        itemsize = np.dtype(dtype).itemsize
+        label_bytes = shape[0] * 8 if len(shape) == 2 else elements * itemsize
+        moved = 2 * elements * itemsize + label_bytes  # logits in, gradient out, labels in
+        per_element = exp_ns + (log1p_ns if "log1p" in work else 0.0)
+        memory_ms = moved / (bandwidth * 1e9) * 1e3
+        compute_ms = elements * per_element / n_threads * 1e-6
+        rows.append({"case": name, "elements": elements, "bytes_moved": moved,
+                     "memory_ms": memory_ms, "compute_ms": compute_ms,
+                     "bound_ms": max(memory_ms, compute_ms),
+                     "limit": "memory" if memory_ms >= compute_ms else "exp throughput"})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    if _primitives is None:
+        sys.exit("roofline: needs crossent._primitives (a build with Cython)")
+    probe = {
+        "copy_GBps_1_thread": copy_bandwidth(1),
+        f"copy_GBps_{args.threads}_threads": copy_bandwidth(args.threads),
+        "exp_f32_ns": primitive_ns("exp", np.float32),
+        "exp_f64_ns": primitive_ns("exp", np.float64),
+        "log1p_f32_ns": primitive_ns("log1p", np.float32),
+        "first_touch_ms_per_MB": first_touch_ms_per_mb(),
+    }
+    # A lower bound takes the better of the two (on a VM, more threads may not
+    # mean more bandwidth).
+    bandwidth = max(probe["copy_GBps_1_thread"], probe[f"copy_GBps_{args.threads}_threads"])
+    rows = case_bounds(bandwidth, probe["exp_f32_ns"], probe["log1p_f32_ns"], args.threads)
+    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
+          f"SIMD {_primitives.active()}")
+    for key, value in probe.items():
+        print(f"  {key:24s} {value:8.3f}")
+    print(f"\n{'case':28s} {'MB moved':>9s} {'memory':>9s} {'exp work':>9s} {'bound':>9s}  limit")
+    for row in rows:
+        print(f"{row['case']:28s} {row['bytes_moved'] / 1e6:9.1f} {row['memory_ms']:7.2f}ms "
+              f"{row['compute_ms']:7.2f}ms {row['bound_ms']:7.2f}ms  {row['limit']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "simd": _primitives.active(),
+                       "crossent": crossent.info(), "probe": probe, "cases": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
