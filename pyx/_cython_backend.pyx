@@ -751,7 +751,8 @@ cdef double _run_rows_shared(const RowCtx *c, floating zero, int n_threads,
     block): the threads share the rows of each block instead of whole blocks.
     A row's result does not depend on the thread computing it, and each
     block's losses are summed afterwards in row order as _row_block sums them,
-    so the bits are those of the block path, for any n_threads."""
+    so the bits are those of the block path, for any n_threads.  (zero only
+    selects the dtype of the fused specialisation.)"""
     cdef Py_ssize_t i, first, n_rows = c.n_rows
     cdef floating *losses = <floating *>malloc(n_rows * sizeof(floating))
     cdef floating *no_scratch = NULL
