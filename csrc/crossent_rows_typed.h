@@ -126,6 +126,25 @@ CE_INLINE void CE_FN(sum_exp_chunk)(const CE_REAL *z, CE_REAL *out, CE_REAL shif
     }
 }
 
+/* e_c = exp(z_c - shift) over a block of whole chunks, then acc_j += e_c
+ * in the lanes: two loops, each of one width.  One loop doing both is
+ * 1.4x slower for float32 (measured): GCC widens the exp's final selects
+ * to the float64 lanes of the sum, and the long mixed-width body fills the
+ * out-of-order window.  Same operations, same order, same bits. */
+CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len, CE_REAL shift,
+                                    double *acc)
+{
+    for (ptrdiff_t c = 0; c < len; c++)
+        e[c] = CE_MATH(exp)(CE_FN(shifted)(z[c], shift));
+    for (ptrdiff_t c = 0; c < len; c += CE_LANES)
+        for (int j = 0; j < CE_LANES; j++)
+            acc[j] += (double)e[c + j];
+}
+
+/* Entries per sum_exp_block: a multiple of CE_LANES whose exps stay in L1
+ * between the two loops. */
+#define CE_EXP_BLOCK (16 * CE_LANES)
+
 /* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
  * exp (out may be z).  The tail runs as a chunk padded with -inf, whose
  * exp is 0 (shift is never -inf: row_shift gives 0 for an all -inf row). */
@@ -133,16 +152,19 @@ CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n
                                      CE_REAL shift, int store)
 {
     double acc[CE_LANES] = {0};
-    ptrdiff_t i = 0;
-    for (; i + CE_LANES <= n; i += CE_LANES)
-        CE_FN(sum_exp_chunk)(z + i, store ? out + i : NULL, shift, acc, store);
-    if (i < n) {
+    CE_REAL scratch[CE_EXP_BLOCK];
+    ptrdiff_t whole = n - n % CE_LANES, i = 0;
+    for (; i < whole; i += CE_EXP_BLOCK) {
+        ptrdiff_t len = whole - i < CE_EXP_BLOCK ? whole - i : CE_EXP_BLOCK;
+        CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, shift, acc);
+    }
+    if (whole < n) {
         CE_REAL chunk[CE_LANES], e[CE_LANES];
-        CE_FN(pad_chunk)(chunk, z + i, n - i, -(CE_REAL)INFINITY);
+        CE_FN(pad_chunk)(chunk, z + whole, n - whole, -(CE_REAL)INFINITY);
         CE_FN(sum_exp_chunk)(chunk, e, shift, acc, store);
         if (store)
-            for (int j = 0; j < n - i; j++)
-                out[i + j] = e[j];
+            for (int j = 0; j < n - whole; j++)
+                out[whole + j] = e[j];
     }
     return CE_VARIANT_NAME(ce_lanes_total)(acc);
 }
@@ -270,7 +292,7 @@ CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL
     CE_REAL minus_z = -z;
     CE_REAL abs_z = z < 0 ? minus_z : z;
     CE_REAL e = CE_MATH(exp)(-abs_z); /* NaN stays NaN */
-    CE_REAL log1p_e = CE_MATH(log1p)(e);
+    CE_REAL log1p_e = CE_MATH(log1p_unit)(e);
     CE_REAL softplus_z = (z > 0 ? z : 0) + log1p_e;
     CE_REAL softplus_minus_z = (z < 0 ? minus_z : 0) + log1p_e;
     CE_REAL r = 1 / (1 + e), er = e * r;
@@ -496,13 +518,14 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
     }
     /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree.  A
      * padding lane's exp is exp(-inf - finite shift) = +0 exactly, so it is
-     * written, not computed. */
+     * written, not computed.  Exps and sums in two loops of one width each
+     * (see sum_exp_block). */
     for (ptrdiff_t j = 0; j < n; j++)
-        for (int k = 0; k < G; k++) {
-            CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(zt[j][k], shift[k]));
-            zt[j][k] = e;
-            acc[j][k] = 0.0 + (double)e;
-        }
+        for (int k = 0; k < G; k++)
+            zt[j][k] = CE_MATH(exp)(CE_FN(shifted)(zt[j][k], shift[k]));
+    for (ptrdiff_t j = 0; j < n; j++)
+        for (int k = 0; k < G; k++)
+            acc[j][k] = 0.0 + (double)zt[j][k];
     for (ptrdiff_t j = n; j < CE_LANES; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0;
