@@ -15,6 +15,7 @@
  *   ce_math_exp_{f32,f64}        exp, Cody-Waite reduction + polynomial
  *   ce_math_log_{f32,f64}        log   } fdlibm/musl's log kernel
  *   ce_math_log1p_{f32,f64}      log1p }
+ *   ce_math_log1p_unit_{...}     log1p of [0, 1], as exp(-|x|) gives it
  *   ce_math_log1pexp_{f32,f64}   log(1 + exp(x)) = softplus(x)
  *   ce_math_log_sigmoid_{...}    log(sigmoid(x)) = -softplus(-x)
  *   ce_math_sigmoid_{f32,f64}    1 / (1 + exp(-x))
@@ -160,25 +161,21 @@ static inline float ce_math_exp_f32(float x)
  * UB, for non-positive, infinite and NaN ones) and the special value is
  * selected at the end. */
 
-static inline double ce_math_log_kernel_f64(double u, double correction)
+/* The kernel for a normal, positive, finite v = u * 2^scaled_by (u itself
+ * when scaled_by is 0): log(u) + correction. */
+static inline double ce_math_log_core_f64(double v, double scaled_by, double correction)
 {
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
     const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
                  Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
                  Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
                  Lg7 = 1.479819860511658591e-01;
-    /* Subnormal u: scale by 2^54 into the normal range. */
-    double v = u;
-    int subnormal = v < 0x1p-1022;
-    double v_scaled = v * 0x1p54;
-    v = subnormal ? v_scaled : v;
     /* Move the mantissa into [sqrt(2)/2, sqrt(2)) and k with it. */
     uint64_t bits = ce_math_bits_f64(v) + (0x3ff0000000000000ULL - 0x3fe6a09e00000000ULL);
     /* The biased exponent, converted through the 2^52 trick (no int64 ->
      * double conversion, which AVX2 lacks). */
     double dk = ce_math_from_bits_f64((bits >> 52) | 0x4330000000000000ULL) - (0x1p52 + 1023.0);
-    double dk_scaled = dk - 54.0;
-    dk = subnormal ? dk_scaled : dk;
+    dk = dk - scaled_by;
     double m = ce_math_from_bits_f64((bits & 0x000fffffffffffffULL) + 0x3fe6a09e00000000ULL);
     double f = m - 1.0;
     double hfsq = 0.5 * f * f;
@@ -187,7 +184,17 @@ static inline double ce_math_log_kernel_f64(double u, double correction)
     double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
     double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
     double R = t2 + t1;
-    double result = s * (hfsq + R) + (dk * ln2_lo + correction) - hfsq + f + dk * ln2_hi;
+    return s * (hfsq + R) + (dk * ln2_lo + correction) - hfsq + f + dk * ln2_hi;
+}
+
+static inline double ce_math_log_kernel_f64(double u, double correction)
+{
+    /* Subnormal u: scale by 2^54 into the normal range. */
+    int subnormal = u < 0x1p-1022;
+    double u_scaled = u * 0x1p54, no_scale = 0.0, scale = 54.0;
+    double v = subnormal ? u_scaled : u;
+    double scaled_by = subnormal ? scale : no_scale;
+    double result = ce_math_log_core_f64(v, scaled_by, correction);
     /* The specials, one select per condition (GCC does not vectorise selects
      * on combined conditions of mixed width): log(inf) = inf, log(0) = -inf,
      * log(x < 0) = log(NaN) = NaN. */
@@ -210,19 +217,14 @@ static inline double ce_math_log1p_f64(double x)
     return ce_math_log_kernel_f64(u, correction);
 }
 
-static inline float ce_math_log_kernel_f32(float u, float correction)
+static inline float ce_math_log_core_f32(float v, float scaled_by, float correction)
 {
     const float ln2_hi = 6.9313812256e-01f, ln2_lo = 9.0580006145e-06f;
     const float Lg1 = 0xaaaaaa.0p-24f, Lg2 = 0xccce13.0p-25f, Lg3 = 0x91e9ee.0p-25f,
                 Lg4 = 0xf89e26.0p-26f;
-    float v = u;
-    int subnormal = v < 0x1p-126f;
-    float v_scaled = v * 0x1p25f;
-    v = subnormal ? v_scaled : v;
     uint32_t bits = ce_math_bits_f32(v) + (0x3f800000U - 0x3f3504f3U);
     float dk = (float)((int32_t)(bits >> 23) - 0x7f);
-    float dk_scaled = dk - 25.0f;
-    dk = subnormal ? dk_scaled : dk;
+    dk = dk - scaled_by;
     float m = ce_math_from_bits_f32((bits & 0x007fffffU) + 0x3f3504f3U);
     float f = m - 1.0f;
     float s = f / (2.0f + f);
@@ -231,7 +233,16 @@ static inline float ce_math_log_kernel_f32(float u, float correction)
     float t2 = z * (Lg1 + w * Lg3);
     float R = t2 + t1;
     float hfsq = 0.5f * f * f;
-    float result = s * (hfsq + R) + (dk * ln2_lo + correction) - hfsq + f + dk * ln2_hi;
+    return s * (hfsq + R) + (dk * ln2_lo + correction) - hfsq + f + dk * ln2_hi;
+}
+
+static inline float ce_math_log_kernel_f32(float u, float correction)
+{
+    int subnormal = u < 0x1p-126f;
+    float u_scaled = u * 0x1p25f, no_scale = 0.0f, scale = 25.0f;
+    float v = subnormal ? u_scaled : u;
+    float scaled_by = subnormal ? scale : no_scale;
+    float result = ce_math_log_core_f32(v, scaled_by, correction);
     int is_inf = u == INFINITY, is_zero = u == 0, not_nonnegative = !(u >= 0);
     result = is_inf ? u : result;
     result = is_zero ? -INFINITY : result;
@@ -248,6 +259,27 @@ static inline float ce_math_log1p_f32(float x)
     float u = 1.0f + x;
     float correction = (x - (u - 1.0f)) / u;
     return ce_math_log_kernel_f32(u, correction);
+}
+
+/* log1p(x) for x in [0, 1] or NaN, as exp(-|z|) gives it: the bits of
+ * ce_math_log1p there, without the selects for arguments that cannot occur
+ * (1 + x is in [1, 2]: never subnormal, zero, negative or infinite). */
+static inline double ce_math_log1p_unit_f64(double x)
+{
+    double u = 1.0 + x;
+    double correction = (x - (u - 1.0)) / u;
+    double result = ce_math_log_core_f64(u, 0.0, correction);
+    int is_nan = x != x;
+    return is_nan ? NAN : result;
+}
+
+static inline float ce_math_log1p_unit_f32(float x)
+{
+    float u = 1.0f + x;
+    float correction = (x - (u - 1.0f)) / u;
+    float result = ce_math_log_core_f32(u, 0.0f, correction);
+    int is_nan = x != x;
+    return is_nan ? NAN : result;
 }
 
 /* ---- softplus, log-sigmoid, sigmoid -------------------------------------
@@ -273,7 +305,7 @@ static inline float ce_math_log1p_f32(float x)
 static inline double ce_math_log1pexp_f64(double x)
 {
     double e = ce_math_exp_f64(-fabs(x));
-    double middle = (x > 0 ? x : 0.0) + ce_math_log1p_f64(e);
+    double middle = (x > 0 ? x : 0.0) + ce_math_log1p_unit_f64(e);
     /* exp(x) for x <= LOW is e itself (x < 0 there). */
     int low = x <= CE_LOG1PEXP_LOW_F64, high = x > CE_LOG1PEXP_HIGH_F64;
     double result = high ? x : middle;
@@ -283,7 +315,7 @@ static inline double ce_math_log1pexp_f64(double x)
 static inline float ce_math_log1pexp_f32(float x)
 {
     float e = ce_math_exp_f32(-fabsf(x));
-    float middle = (x > 0 ? x : 0.0f) + ce_math_log1p_f32(e);
+    float middle = (x > 0 ? x : 0.0f) + ce_math_log1p_unit_f32(e);
     int low = x <= CE_LOG1PEXP_LOW_F32, high = x > CE_LOG1PEXP_HIGH_F32;
     float result = high ? x : middle;
     return low ? e : result;
