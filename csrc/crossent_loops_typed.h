@@ -351,7 +351,7 @@ static int CE_TYPED(ce_run_activation_rows)(CE_TYPED(ce_activation_rows_job) *jo
         && plan.work >= CE_PARALLEL_MIN_WORK) {
         /* A few wide rows: the threads share the rows (nothing is summed). */
         ptrdiff_t B = job->x->shape[1];
-        CE_OMP(omp parallel for schedule(static) num_threads((int)ce_min(n_threads, job->n_rows)))
+        CE_OMP(omp parallel for schedule(dynamic, 1) num_threads((int)ce_min(n_threads, job->n_rows)))
         for (ptrdiff_t i = 0; i < job->n_rows; i++)
             CE_TYPED(ce_activation_row)(job, i / B, i % B, NULL, NULL);
         return CE_OK;
@@ -516,7 +516,7 @@ static int CE_TYPED(ce_run_loss_rows_shared)(const CE_TYPED(ce_loss_rows_job) *j
     F *losses = (F *)malloc((size_t)n_rows * sizeof(F));
     if (losses == NULL)
         return CE_ERR_NOMEM;
-    CE_OMP(omp parallel for schedule(static) num_threads(n_threads))
+    CE_OMP(omp parallel for schedule(dynamic, 1) num_threads(n_threads))
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         losses[i] = CE_TYPED(ce_loss_row)(job, i / B, i % B, NULL, NULL, NULL);
         if (CE_PRESENT(job->losses))

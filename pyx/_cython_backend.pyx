@@ -186,7 +186,10 @@ cdef int _run_blocks(BlockFn block_fn, const void *ctx, Py_ssize_t n_blocks,
         return -1
     with parallel(num_threads=threads):
         scratch = malloc(scratch_bytes) if scratch_bytes else NULL
-        for parallel_block in prange(n_blocks, schedule='static'):
+        # One block at a time (dynamic), as the C loops hand them out: on a
+        # busy machine a thread whose core is taken then does less of the
+        # work instead of holding up the call; the sums stay in block order.
+        for parallel_block in prange(n_blocks, schedule='dynamic', chunksize=1):
             if scratch_bytes and scratch == NULL:
                 failed += 1
             else:
@@ -759,7 +762,8 @@ cdef double _run_rows_shared(const RowCtx *c, floating zero, int n_threads,
     if losses == NULL:
         raise MemoryError("crossent: cannot allocate the row losses")
     with nogil:
-        for i in prange(n_rows, schedule='static', num_threads=_min(n_threads, n_rows)):
+        for i in prange(n_rows, schedule='dynamic', chunksize=1,
+                        num_threads=_min(n_threads, n_rows)):
             losses[i] = _one_row(c, i // c.inner, i % c.inner, 0, no_scratch)
         first = 0
         while _has_loss(c.kind) and first < n_rows:
