@@ -262,24 +262,21 @@ static inline float ce_math_log1p_f32(float x)
 }
 
 /* log1p(x) for x in [0, 1] or NaN, as exp(-|z|) gives it: the bits of
- * ce_math_log1p there, without the selects for arguments that cannot occur
- * (1 + x is in [1, 2]: never subnormal, zero, negative or infinite). */
+ * ce_math_log1p there, without its selects for arguments that cannot occur
+ * (1 + x is in [1, 2]: never subnormal, zero, negative or infinite).  A NaN
+ * x reaches the result through the correction term. */
 static inline double ce_math_log1p_unit_f64(double x)
 {
     double u = 1.0 + x;
     double correction = (x - (u - 1.0)) / u;
-    double result = ce_math_log_core_f64(u, 0.0, correction);
-    int is_nan = x != x;
-    return is_nan ? NAN : result;
+    return ce_math_log_core_f64(u, 0.0, correction);
 }
 
 static inline float ce_math_log1p_unit_f32(float x)
 {
     float u = 1.0f + x;
     float correction = (x - (u - 1.0f)) / u;
-    float result = ce_math_log_core_f32(u, 0.0f, correction);
-    int is_nan = x != x;
-    return is_nan ? NAN : result;
+    return ce_math_log_core_f32(u, 0.0f, correction);
 }
 
 /* ---- softplus, log-sigmoid, sigmoid -------------------------------------

@@ -530,6 +530,26 @@ def test_float32_primitive_on_a_million_points(name):
     assert np.max(float32_ulp_errors(name, x)) <= MAX_ULP
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log1p_unit_gives_the_log1p_bits_on_its_domain(dtype):
+    """log1p_unit (softplus and BCE with logits use it on exp(-|z|)) drops
+    the special-argument selects of log1p; on [0, 1] nothing else may
+    change, and NaN stays NaN."""
+    rng = np.random.default_rng(11)
+    if dtype == np.float32:
+        bits = rng.integers(0, 0x3F800001, 10**6, dtype=np.uint32)  # every float in [0, 1]
+        x = bits.view(np.float32)
+    else:
+        x = np.concatenate([rng.random(10**6), np.exp(-rng.uniform(0, 745, 10**5))])
+    x = np.concatenate([x, np.array([0.0, 1.0, np.nextafter(1, 0), np.nan], dtype)]).astype(dtype)
+    x = np.concatenate([x, -x[-1:]])  # a negative NaN too
+    got, want = P.scalar("log1p_unit", x), P.scalar("log1p", x)
+    nan = np.isnan(x)
+    assert np.isnan(got[nan]).all()
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    assert np.array_equal(got[~nan].view(bits), want[~nan].view(bits))
+
+
 # ---------------------------------------------------------------- speed
 
 def ns_per_element(function, x, repeats=5):
