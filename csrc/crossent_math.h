@@ -13,6 +13,7 @@
  * ?: only picks between ready values, which keeps the selects simple.
  *
  *   ce_math_exp_{f32,f64}        exp, Cody-Waite reduction + polynomial
+ *   ce_math_exp_nonpositive_{...} exp of x <= 0, as softmax shifts give it
  *   ce_math_log_{f32,f64}        log   } fdlibm/musl's log kernel
  *   ce_math_log1p_{f32,f64}      log1p }
  *   ce_math_log1p_unit_{...}     log1p of [0, 1], as exp(-|x|) gives it
@@ -82,7 +83,9 @@ static inline float ce_math_from_bits_f32(uint32_t u)
 #define CE_EXP_OVERFLOW_F32 88.8f
 #define CE_EXP_UNDERFLOW_F32 (-104.0f)
 
-static inline double ce_math_exp_f64(double x)
+/* 2^k exp(r) without the final selects: right between the selects of
+ * ce_math_exp_f64, garbage outside. */
+static inline double ce_math_exp_unselected_f64(double x)
 {
     /* 1.5 * 2^52: adding it rounds to an integer held in the low mantissa
      * bits (round to nearest even, valid for |value| < 2^51). */
@@ -115,13 +118,27 @@ static inline double ce_math_exp_f64(double x)
     uint64_t k2_bits = k_bits - k1_bits;
     double scale1 = ce_math_from_bits_f64((k1_bits + 1023) << 52);
     double scale2 = ce_math_from_bits_f64((k2_bits + 1023) << 52);
-    double result = (p * scale1) * scale2;
+    return (p * scale1) * scale2;
+}
+
+static inline double ce_math_exp_f64(double x)
+{
+    double result = ce_math_exp_unselected_f64(x);
     int overflow = x > CE_EXP_OVERFLOW_F64, underflow = x < CE_EXP_UNDERFLOW_F64;
     result = overflow ? INFINITY : result;
     return underflow ? 0.0 : result;
 }
 
-static inline float ce_math_exp_f32(float x)
+/* exp(x) for x <= 0 or NaN (a max-shifted logit): ce_math_exp_f64's bits
+ * there, without the overflow select that cannot fire. */
+static inline double ce_math_exp_nonpositive_f64(double x)
+{
+    double result = ce_math_exp_unselected_f64(x);
+    int underflow = x < CE_EXP_UNDERFLOW_F64;
+    return underflow ? 0.0 : result;
+}
+
+static inline float ce_math_exp_unselected_f32(float x)
 {
     const float shifter = 0x1.8p23f;
     /* Cephes' split: ln2_hi = 355/512 has 9 significant bits, so k * ln2_hi
@@ -145,9 +162,21 @@ static inline float ce_math_exp_f32(float x)
     uint32_t k2_bits = k_bits - k1_bits;
     float scale1 = ce_math_from_bits_f32((k1_bits + 127) << 23);
     float scale2 = ce_math_from_bits_f32((k2_bits + 127) << 23);
-    float result = (p * scale1) * scale2;
+    return (p * scale1) * scale2;
+}
+
+static inline float ce_math_exp_f32(float x)
+{
+    float result = ce_math_exp_unselected_f32(x);
     int overflow = x > CE_EXP_OVERFLOW_F32, underflow = x < CE_EXP_UNDERFLOW_F32;
     result = overflow ? INFINITY : result;
+    return underflow ? 0.0f : result;
+}
+
+static inline float ce_math_exp_nonpositive_f32(float x)
+{
+    float result = ce_math_exp_unselected_f32(x);
+    int underflow = x < CE_EXP_UNDERFLOW_F32;
     return underflow ? 0.0f : result;
 }
 

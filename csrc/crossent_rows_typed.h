@@ -106,6 +106,12 @@ CE_INLINE CE_REAL CE_FN(shifted)(CE_REAL z, CE_REAL shift)
     return same ? 0 : d;
 }
 
+/* exp(z - shift) of a row entry: z - shift is <= 0 or NaN. */
+CE_INLINE CE_REAL CE_FN(shifted_exp)(CE_REAL z, CE_REAL shift)
+{
+    return CE_MATH(exp_nonpositive)(CE_FN(shifted)(z, shift));
+}
+
 /* shift - z in float64 (exact for float32 rows), with the same rule. */
 CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
 {
@@ -119,7 +125,7 @@ CE_INLINE void CE_FN(sum_exp_chunk)(const CE_REAL *z, CE_REAL *out, CE_REAL shif
                                     double *acc, int store)
 {
     for (int j = 0; j < CE_LANES; j++) {
-        CE_REAL e = CE_MATH(exp)(CE_FN(shifted)(z[j], shift));
+        CE_REAL e = CE_FN(shifted_exp)(z[j], shift);
         acc[j] += (double)e;
         if (store)
             out[j] = e;
@@ -134,8 +140,14 @@ CE_INLINE void CE_FN(sum_exp_chunk)(const CE_REAL *z, CE_REAL *out, CE_REAL shif
 CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len, CE_REAL shift,
                                     double *acc)
 {
-    for (ptrdiff_t c = 0; c < len; c++)
-        e[c] = CE_MATH(exp)(CE_FN(shifted)(z[c], shift));
+    /* shifted(z, shift) is plain z - shift unless shift is +inf (see
+     * shifted): rows without a +inf entry skip its select. */
+    if (shift == (CE_REAL)INFINITY)
+        for (ptrdiff_t c = 0; c < len; c++)
+            e[c] = CE_FN(shifted_exp)(z[c], shift);
+    else
+        for (ptrdiff_t c = 0; c < len; c++)
+            e[c] = CE_MATH(exp_nonpositive)(z[c] - shift);
     for (ptrdiff_t c = 0; c < len; c += CE_LANES)
         for (int j = 0; j < CE_LANES; j++)
             acc[j] += (double)e[c + j];
@@ -326,7 +338,7 @@ CE_INLINE void CE_FN(bce_logits_loop)(const CE_REAL *z, const CE_REAL *y, const 
         const CE_REAL *zb = z + start;
         for (ptrdiff_t i = 0; i < len; i++) {
             CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
-            e[i] = CE_MATH(exp)(-abs_z); /* NaN stays NaN */
+            e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
         }
         for (ptrdiff_t i = 0; i < len; i++) {
             log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
@@ -415,7 +427,7 @@ CE_INLINE void CE_FN(softmax_grad_loop)(const CE_REAL *z, const CE_REAL *y, cons
     for (ptrdiff_t c = 0; c < n; c++) {
         CE_REAL coef = has_y ? y[c] * keep + spread : 1;
         CE_REAL wc = has_w ? (CE_REAL)w[c] : 1;
-        CE_REAL e = from_grad ? grad[c] : CE_MATH(exp)(CE_FN(shifted)(z[c], shift));
+        CE_REAL e = from_grad ? grad[c] : CE_FN(shifted_exp)(z[c], shift);
         grad[c] = scale_e * e - scale_w * (wc * coef);
     }
 }
@@ -485,7 +497,7 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
     }
     if (grad) {
         double a = (1 - eps) * w_t + eps / (double)n * weight_total;
-        CE_REAL e_target = stored ? grad[target] : CE_MATH(exp)(CE_FN(shifted)(z[target], shift));
+        CE_REAL e_target = stored ? grad[target] : CE_FN(shifted_exp)(z[target], shift);
         CE_FN(softmax_grad_pass)(z, NULL, class_weight, shift,
                                  (CE_REAL)(grad_scale * a / sum),
                                  (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n, stored);
@@ -545,7 +557,7 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
      * (see sum_exp_block). */
     for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++)
-            zt[j][k] = CE_MATH(exp)(CE_FN(shifted)(zt[j][k], shift[k]));
+            zt[j][k] = CE_FN(shifted_exp)(zt[j][k], shift[k]);
     for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];

@@ -530,20 +530,34 @@ def test_float32_primitive_on_a_million_points(name):
     assert np.max(float32_ulp_errors(name, x)) <= MAX_ULP
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_log1p_unit_gives_the_log1p_bits_on_its_domain(dtype):
-    """log1p_unit (softplus and BCE with logits use it on exp(-|z|)) drops
-    the special-argument selects of log1p; on [0, 1] nothing else may
-    change, and NaN stays NaN."""
+def restricted_domain(name, dtype):
+    """Arguments of a primitive restricted to a domain: a million float32
+    drawn uniformly over its bit patterns (every binade), float64 samples
+    across it, and its edges."""
     rng = np.random.default_rng(11)
-    if dtype == np.float32:
-        bits = rng.integers(0, 0x3F800001, 10**6, dtype=np.uint32)  # every float in [0, 1]
-        x = bits.view(np.float32)
-    else:
-        x = np.concatenate([rng.random(10**6), np.exp(-rng.uniform(0, 745, 10**5))])
-    x = np.concatenate([x, np.array([0.0, 1.0, np.nextafter(1, 0), np.nan], dtype)]).astype(dtype)
-    x = np.concatenate([x, -x[-1:]])  # a negative NaN too
-    got, want = P.scalar("log1p_unit", x), P.scalar("log1p", x)
+    if name == "log1p_unit":    # [0, 1]
+        if dtype == np.float32:
+            x = rng.integers(0, 0x3F800001, 10**6, dtype=np.uint32).view(np.float32)
+        else:
+            x = np.concatenate([rng.random(10**6), np.exp(-rng.uniform(0, 745, 10**5))])
+        edges = [0.0, 1.0, np.nextafter(1, 0)]
+    else:                       # exp_nonpositive: [-inf, 0]
+        if dtype == np.float32:
+            x = -rng.integers(0, 0x7F800001, 10**6, dtype=np.uint32).view(np.float32)
+        else:
+            x = -np.concatenate([rng.uniform(0, 800, 10**6), np.exp(rng.uniform(-745, 7, 10**5))])
+        edges = [0.0, -0.0, -np.inf, -745.2, -745.1, -104.0, -103.9, -87.4]
+    return np.concatenate([x, np.array(edges + [np.nan, -np.nan], dtype)]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, general", [("log1p_unit", "log1p"), ("exp_nonpositive", "exp")])
+def test_restricted_primitive_gives_the_general_bits_on_its_domain(name, general, dtype):
+    """log1p_unit (on exp(-|z|)) and exp_nonpositive (on max-shifted logits)
+    drop selects of log1p and exp that cannot fire on their domain; nothing
+    else may change there, and NaN stays NaN."""
+    x = restricted_domain(name, dtype)
+    got, want = P.scalar(name, x), P.scalar(general, x)
     nan = np.isnan(x)
     assert np.isnan(got[nan]).all()
     bits = np.uint32 if dtype == np.float32 else np.uint64
