@@ -323,11 +323,10 @@ CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL
 /* Three passes over each block -- the exps, then log1p and the reciprocal,
  * then the rest -- rather than one loop doing all: one element's whole
  * computation is a dependency chain too long for the out-of-order window to
- * overlap several elements (in passes: 1.6x faster on 10^6 elements,
- * measured).  The same
- * operations on each element, so the same bits.  has_pw, has_grad:
- * constants after inlining, so that each of the four loops is branch-free
- * and vectorises. */
+ * overlap several elements (measured 1.6x faster in passes on 10^6
+ * elements).  The same operations on each element, so the same bits.
+ * has_pw, has_grad: constants after inlining, so that each of the four
+ * loops is branch-free and vectorises. */
 CE_INLINE void CE_FN(bce_logits_loop)(const CE_REAL *z, const CE_REAL *y, const CE_REAL *pw,
                                       CE_REAL keep, CE_REAL spread, CE_REAL *loss,
                                       CE_REAL *grad, ptrdiff_t n, int has_pw, int has_grad)
