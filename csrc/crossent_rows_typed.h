@@ -120,18 +120,6 @@ CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
     return same ? 0.0 : d;
 }
 
-/* acc_j += exp(z_j - shift) over one chunk; with store, also out_j. */
-CE_INLINE void CE_FN(sum_exp_chunk)(const CE_REAL *z, CE_REAL *out, CE_REAL shift,
-                                    double *acc, int store)
-{
-    for (int j = 0; j < CE_LANES; j++) {
-        CE_REAL e = CE_FN(shifted_exp)(z[j], shift);
-        acc[j] += (double)e;
-        if (store)
-            out[j] = e;
-    }
-}
-
 /* e_c = exp(z_c - shift) over a block of whole chunks, then acc_j += e_c
  * in the lanes: two loops, each of one width.  One loop doing both is
  * 1.4x slower for float32 (measured): GCC widens the exp's final selects
@@ -173,7 +161,7 @@ CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n
     if (whole < n) {
         CE_REAL chunk[CE_LANES], e[CE_LANES];
         CE_FN(pad_chunk)(chunk, z + whole, n - whole, -(CE_REAL)INFINITY);
-        CE_FN(sum_exp_chunk)(chunk, e, shift, acc, store);
+        CE_FN(sum_exp_block)(chunk, e, CE_LANES, shift, acc);
         if (store)
             for (int j = 0; j < n - whole; j++)
                 out[whole + j] = e[j];
