@@ -1,6 +1,6 @@
 """The roofline of this machine for crossent's standard cases.
 
-    python benchmarks/roofline.py [--threads N] [--json PATH]
+    python benchmarks/roofline.py [--threads N] [--json PATH] [--against RUN.json]
 
 Measures, on this machine, now:
 
@@ -17,6 +17,12 @@ and from them the lower bound of each standard case (loss + gradient):
 ``max(bytes moved / bandwidth, elements x exp cost / N)``, bytes moved being the
 logits read plus the gradient written (plus the labels). Prints a table and,
 with --json, saves everything (docs/performance.md quotes a run).
+
+With --against, a saved ``crossent bench --json`` run (same machine, same
+threads) is set against the bounds: per case crossent's plain call, the
+fastest peer of that run, crossent's speed-up over it and its distance to the
+bound, checked against issue 9's goals (>= 3x the fastest peer, <= 2x the
+bound; the 1 x 10 call under 3 us).
 """
 import argparse
 import json
@@ -44,6 +50,18 @@ CASES = [
     ("bce_with_logits 10^6", (10**6,), np.float32, "exp+log1p"),
     ("bce_with_logits 10^7", (10**7,), np.float32, "exp+log1p"),
 ]
+# The same cases in `crossent bench`, and the one-call case of issue 9.
+BENCH_IDS = {
+    "cross_entropy 65536x10": "cross_entropy[65536x10-float32-contiguous]",
+    "cross_entropy 4096x1000": "cross_entropy[4096x1000-float32-contiguous]",
+    "cross_entropy 256x32000": "cross_entropy[256x32000-float32-contiguous]",
+    "cross_entropy 32x128000": "cross_entropy[32x128000-float32-contiguous]",
+    "bce_with_logits 10^6": "binary_cross_entropy_with_logits[1000000-float32-contiguous]",
+    "bce_with_logits 10^7": "binary_cross_entropy_with_logits[10000000-float32-contiguous]",
+}
+ONE_CALL_ID = "cross_entropy[1x10-float32-contiguous]"
+PEERS = ("torch", "sklearn", "jax")
+PEER_GOAL, BOUND_GOAL, ONE_CALL_GOAL_S = 3.0, 2.0, 3e-6
 
 
 def best_of(call, repeats):
@@ -112,11 +130,59 @@ def case_bounds(bandwidth, exp_ns, log1p_ns, n_threads):
     return rows
 
 
+def against_run(rows, run):
+    """Issue 9's table from the bounds `rows` and a saved bench `run`: one dict
+    per case with crossent's plain call, the fastest correct peer and both
+    ratios; cases the run lacks are left out."""
+    seconds = {(r["case"], r["impl"]): r["seconds"] for r in run["results"]
+               if r.get("correct") and r.get("seconds")}
+    table = []
+    for row in rows:
+        case = BENCH_IDS[row["case"]]
+        ours = seconds.get((case, "default"))
+        peers = {p: seconds[(case, p)] for p in PEERS if (case, p) in seconds}
+        if ours is None:
+            continue
+        entry = {"case": row["case"], "crossent_ms": ours * 1e3, "bound_ms": row["bound_ms"],
+                 "times_bound": ours * 1e3 / row["bound_ms"]}
+        if peers:
+            peer = min(peers, key=peers.get)
+            entry.update(peer=peer, peer_ms=peers[peer] * 1e3, times_peer=peers[peer] / ours)
+        entry["goals_met"] = (entry.get("times_peer", 0.0) >= PEER_GOAL
+                              and entry["times_bound"] <= BOUND_GOAL)
+        table.append(entry)
+    one_call = seconds.get((ONE_CALL_ID, "default"))
+    if one_call is not None:
+        table.append({"case": "cross_entropy 1x10, one call", "crossent_ms": one_call * 1e3,
+                      "goals_met": one_call < ONE_CALL_GOAL_S})
+    return table
+
+
+def print_against(table):
+    print(f"\n{'case':28s} {'crossent':>10s} {'fastest peer':>20s} {'x peer':>7s} "
+          f"{'bound':>9s} {'x bound':>8s}  goals")
+    for e in table:
+        peer = f"{e['peer']} {e['peer_ms']:.3g}ms" if "peer" in e else "-"
+        ratio = f"{e['times_peer']:6.2f}x" if "peer" in e else "      -"
+        bound = (f"{e['bound_ms']:7.2f}ms {e['times_bound']:7.2f}x" if "bound_ms" in e
+                 else f"{'-':>9s} {'-':>8s}")
+        ours = (f"{e['crossent_ms']:8.4g}ms" if e["crossent_ms"] >= 0.1
+                else f"{e['crossent_ms'] * 1e3:8.4g}us")
+        print(f"{e['case']:28s} {ours} {peer:>20s} {ratio} {bound}  "
+              f"{'met' if e['goals_met'] else 'MISSED'}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--against", metavar="RUN.json",
+                        help="a `crossent bench --json` run to set against the bounds")
     args = parser.parse_args(argv)
+    run = None
+    if args.against:
+        with open(args.against) as f:
+            run = json.load(f)
     if _primitives is None:
         sys.exit("roofline: needs crossent._primitives (a build with Cython)")
     probe = {
@@ -139,10 +205,15 @@ def main(argv=None):
     for row in rows:
         print(f"{row['case']:28s} {row['bytes_moved'] / 1e6:9.1f} {row['memory_ms']:7.2f}ms "
               f"{row['compute_ms']:7.2f}ms {row['bound_ms']:7.2f}ms  {row['limit']}")
+    table = None
+    if run is not None:
+        table = against_run(rows, run)
+        print_against(table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": args.threads, "simd": _primitives.active(),
-                       "crossent": crossent.info(), "probe": probe, "cases": rows}, f, indent=1)
+                       "crossent": crossent.info(), "probe": probe, "cases": rows,
+                       "against": table}, f, indent=1)
 
 
 if __name__ == "__main__":

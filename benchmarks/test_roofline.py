@@ -35,3 +35,37 @@ def test_a_run_measures_and_saves_every_probe(tmp_path, capsys):
     assert all(v > 0 for k, v in saved["probe"].items() if k != "first_touch_ms_per_MB")
     assert len(saved["cases"]) == len(roofline.CASES)
     assert "cross_entropy 65536x10" in capsys.readouterr().out
+
+
+def fake_run(times):
+    """A saved bench run holding only `times` {(case id, impl): seconds}."""
+    return {"results": [{"case": case, "impl": impl, "correct": True, "seconds": sec}
+                        for (case, impl), sec in times.items()]}
+
+
+def test_against_a_run_gives_both_ratios_and_the_goals():
+    rows = roofline.case_bounds(bandwidth=10.0, exp_ns=1.0, log1p_ns=2.0, n_threads=2)
+    ce, bce = roofline.BENCH_IDS["cross_entropy 4096x1000"], roofline.BENCH_IDS["bce_with_logits 10^6"]
+    run = fake_run({(ce, "default"): 3e-3, (ce, "torch"): 6e-3, (ce, "sklearn"): 5e-3,
+                    (bce, "default"): 1e-3, (bce, "torch"): 4e-3,
+                    (roofline.ONE_CALL_ID, "default"): 2.5e-6})
+    table = {e["case"]: e for e in roofline.against_run(rows, run)}
+    assert set(table) == {"cross_entropy 4096x1000", "bce_with_logits 10^6",
+                          "cross_entropy 1x10, one call"}
+    e = table["cross_entropy 4096x1000"]
+    bound = next(r["bound_ms"] for r in rows if r["case"] == "cross_entropy 4096x1000")
+    assert e["peer"] == "sklearn" and e["times_peer"] == pytest.approx(5 / 3)
+    assert e["times_bound"] == pytest.approx(3.0 / bound)
+    assert not e["goals_met"]                      # 1.7x the fastest peer
+    b = table["bce_with_logits 10^6"]              # 4x torch, 1.0 / 1.5 ms of the bound
+    assert b["times_peer"] == pytest.approx(4.0) and b["goals_met"]
+    assert table["cross_entropy 1x10, one call"]["goals_met"]
+
+
+def test_against_skips_wrong_results_and_missing_cases():
+    rows = roofline.case_bounds(bandwidth=10.0, exp_ns=1.0, log1p_ns=2.0, n_threads=2)
+    ce = roofline.BENCH_IDS["cross_entropy 65536x10"]
+    run = fake_run({(ce, "default"): 1e-3, (ce, "torch"): 1e-4})
+    run["results"][1]["correct"] = False           # a peer with a wrong answer is no yardstick
+    (entry,) = roofline.against_run(rows, run)
+    assert "peer" not in entry and not entry["goals_met"]
