@@ -14,6 +14,7 @@
  *
  *   ce_math_exp_{f32,f64}        exp, Cody-Waite reduction + polynomial
  *   ce_math_exp_nonpositive_{...} exp of x <= 0, as softmax shifts give it
+ *   ce_math_exp_moderate_{...}    exp of x <= 0 whose 2^k is normal
  *   ce_math_log_{f32,f64}        log   } fdlibm/musl's log kernel
  *   ce_math_log1p_{f32,f64}      log1p }
  *   ce_math_log1p_unit_{...}     log1p of [0, 1], as exp(-|x|) gives it
@@ -83,13 +84,15 @@ static inline float ce_math_from_bits_f32(uint32_t u)
 #define CE_EXP_OVERFLOW_F32 88.8f
 #define CE_EXP_UNDERFLOW_F32 (-104.0f)
 
-/* 2^k exp(r) without the final selects: right between the selects of
- * ce_math_exp_f64, garbage outside. */
-static inline double ce_math_exp_unselected_f64(double x)
+/* 1.5 * 2^52: adding it rounds to an integer held in the low mantissa
+ * bits (round to nearest even, valid for |value| < 2^51). */
+#define CE_EXP_SHIFTER_F64 0x1.8p52
+
+/* exp(r) with x = k ln2 + r; *t = k + CE_EXP_SHIFTER_F64, whose low
+ * mantissa bits hold k. */
+static inline double ce_math_exp_reduced_f64(double x, double *t_out)
 {
-    /* 1.5 * 2^52: adding it rounds to an integer held in the low mantissa
-     * bits (round to nearest even, valid for |value| < 2^51). */
-    const double shifter = 0x1.8p52;
+    const double shifter = CE_EXP_SHIFTER_F64;
     /* fdlibm's split: ln2_hi has 32 trailing zero bits, so k * ln2_hi is
      * exact for |k| < 2^20. */
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
@@ -110,7 +113,16 @@ static inline double ce_math_exp_unselected_f64(double x)
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    p = 1.0 + (r + (r * r) * p);
+    *t_out = t;
+    return 1.0 + (r + (r * r) * p);
+}
+
+/* 2^k exp(r) without the final selects: right between the selects of
+ * ce_math_exp_f64, garbage outside. */
+static inline double ce_math_exp_unselected_f64(double x)
+{
+    const double shifter = CE_EXP_SHIFTER_F64;
+    double t, p = ce_math_exp_reduced_f64(x, &t), k = t - shifter;
     /* Between the selects k is in [-1076, 1025]; k1 = round(k/2) and k - k1
      * are both in [-538, 513], so 2^k1 and 2^(k-k1) are normal. */
     uint64_t k_bits = ce_math_bits_f64(t) - ce_math_bits_f64(shifter);
@@ -138,9 +150,25 @@ static inline double ce_math_exp_nonpositive_f64(double x)
     return underflow ? 0.0 : result;
 }
 
-static inline float ce_math_exp_unselected_f32(float x)
+/* exp(x) for x in [CE_EXP_MODERATE_F64, 0]: ce_math_exp_f64's bits with
+ * 2^k applied as one factor.  There k >= -1022, so 2^k is normal; the
+ * first of the two factors multiplies exactly (p * 2^k1 stays normal), so
+ * both ways round the exact p * 2^k once, to the same result.  Garbage
+ * outside the range (a caller checks the row's minimum first). */
+#define CE_EXP_MODERATE_F64 (-708.0)
+
+static inline double ce_math_exp_moderate_f64(double x)
 {
-    const float shifter = 0x1.8p23f;
+    double t, p = ce_math_exp_reduced_f64(x, &t);
+    uint64_t biased_k = ce_math_bits_f64(t) - (ce_math_bits_f64(CE_EXP_SHIFTER_F64) - 1023);
+    return p * ce_math_from_bits_f64(biased_k << 52);
+}
+
+#define CE_EXP_SHIFTER_F32 0x1.8p23f
+
+static inline float ce_math_exp_reduced_f32(float x, float *t_out)
+{
+    const float shifter = CE_EXP_SHIFTER_F32;
     /* Cephes' split: ln2_hi = 355/512 has 9 significant bits, so k * ln2_hi
      * is exact for |k| < 2^15. */
     const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
@@ -154,7 +182,14 @@ static inline float ce_math_exp_unselected_f32(float x)
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = 1.0f + (r + (r * r) * p);
+    *t_out = t;
+    return 1.0f + (r + (r * r) * p);
+}
+
+static inline float ce_math_exp_unselected_f32(float x)
+{
+    const float shifter = CE_EXP_SHIFTER_F32;
+    float t, p = ce_math_exp_reduced_f32(x, &t), k = t - shifter;
     /* Between the selects k is in [-150, 128]; k1 = round(k/2) and k - k1
      * are in [-75, 64]. */
     uint32_t k_bits = ce_math_bits_f32(t) - ce_math_bits_f32(shifter);
@@ -178,6 +213,16 @@ static inline float ce_math_exp_nonpositive_f32(float x)
     float result = ce_math_exp_unselected_f32(x);
     int underflow = x < CE_EXP_UNDERFLOW_F32;
     return underflow ? 0.0f : result;
+}
+
+/* float32: k >= -126 there (checked for every float32 of the range). */
+#define CE_EXP_MODERATE_F32 (-87.5f)
+
+static inline float ce_math_exp_moderate_f32(float x)
+{
+    float t, p = ce_math_exp_reduced_f32(x, &t);
+    uint32_t biased_k = ce_math_bits_f32(t) - (ce_math_bits_f32(CE_EXP_SHIFTER_F32) - 127);
+    return p * ce_math_from_bits_f32(biased_k << 23);
 }
 
 /* ---- log and log1p ------------------------------------------------------

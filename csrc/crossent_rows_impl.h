@@ -86,15 +86,19 @@ static inline double CE_VARIANT_NAME(ce_lanes_total)(double *acc)
 
 #define CE_REAL float
 #define CE_TS f32
+#define CE_EXP_MODERATE CE_EXP_MODERATE_F32
 #include "crossent_rows_typed.h"
 #undef CE_REAL
 #undef CE_TS
+#undef CE_EXP_MODERATE
 
 #define CE_REAL double
 #define CE_TS f64
+#define CE_EXP_MODERATE CE_EXP_MODERATE_F64
 #include "crossent_rows_typed.h"
 #undef CE_REAL
 #undef CE_TS
+#undef CE_EXP_MODERATE
 
 #define CE_TABLE_VALUE_ENTRY(ret, name, params, args) .name = CE_VARIANT_NAME(name),
 #define CE_TABLE_VOID_ENTRY(name, params, args) .name = CE_VARIANT_NAME(name),

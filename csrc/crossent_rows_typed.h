@@ -42,40 +42,61 @@ CE_INLINE void CE_FN(pad_chunk)(CE_REAL *chunk, const CE_REAL *src, ptrdiff_t le
 
 /* m = max(m, v) per lane by the plain select (maxps), and a separate NaN
  * lane: a select between ready values of one width is what vectorises (a
- * combined condition such as (v > m) | (v != v) compiles to branches). */
-CE_INLINE void CE_FN(max_chunk)(const CE_REAL *z, CE_REAL *m, CE_REAL *nan)
+ * combined condition such as (v > m) | (v != v) compiles to branches).
+ * with_min: also lo = min(lo, v), NaN ignored. */
+CE_INLINE void CE_FN(max_chunk)(const CE_REAL *z, CE_REAL *m, CE_REAL *nan, CE_REAL *lo,
+                                int with_min)
 {
     CE_NO_UNROLL
     for (int j = 0; j < CE_LANES; j++) {
         CE_REAL v = z[j];
         m[j] = v > m[j] ? v : m[j];
         nan[j] = v != v ? v : nan[j];
+        if (with_min)
+            lo[j] = v < lo[j] ? v : lo[j];
     }
 }
 
-/* The row maximum; NaN if the row holds a NaN. */
-static double CE_FN(ce_row_max)(const CE_REAL *z, ptrdiff_t n)
+/* The row maximum, NaN if the row holds a NaN; with_min, *lowest = the
+ * smallest entry (NaN ignored), in the same pass over memory. */
+CE_INLINE double CE_FN(row_max_loop)(const CE_REAL *z, ptrdiff_t n, CE_REAL *lowest,
+                                     int with_min)
 {
-    CE_REAL m[CE_LANES], nan[CE_LANES];
+    CE_REAL m[CE_LANES], nan[CE_LANES], lo[CE_LANES];
     for (int j = 0; j < CE_LANES; j++) {
         m[j] = -(CE_REAL)INFINITY;
         nan[j] = 0;
+        lo[j] = (CE_REAL)INFINITY;
     }
     ptrdiff_t i = 0;
     for (; i + CE_LANES <= n; i += CE_LANES)
-        CE_FN(max_chunk)(z + i, m, nan);
+        CE_FN(max_chunk)(z + i, m, nan, lo, with_min);
     if (i < n) {
         CE_REAL chunk[CE_LANES];
         CE_FN(pad_chunk)(chunk, z + i, n - i, -(CE_REAL)INFINITY);
-        CE_FN(max_chunk)(chunk, m, nan);
+        CE_FN(max_chunk)(chunk, m, nan, lo, 0);
+        if (with_min) {
+            CE_FN(pad_chunk)(chunk, z + i, n - i, (CE_REAL)INFINITY);
+            for (int j = 0; j < CE_LANES; j++)
+                lo[j] = chunk[j] < lo[j] ? chunk[j] : lo[j];
+        }
     }
     for (int width = CE_LANES / 2; width > 0; width /= 2)
         for (int j = 0; j < width; j++) {
             CE_REAL a = m[j], b = m[j + width];
             m[j] = b > a ? b : a;
             nan[j] += nan[j + width];
+            if (with_min)
+                lo[j] = lo[j + width] < lo[j] ? lo[j + width] : lo[j];
         }
+    if (with_min)
+        *lowest = lo[0];
     return nan[0] != nan[0] ? (double)nan[0] : (double)m[0];
+}
+
+static double CE_FN(ce_row_max)(const CE_REAL *z, ptrdiff_t n)
+{
+    return CE_FN(row_max_loop)(z, n, NULL, 0);
 }
 
 /* The shift of a max-shifted row, with the limits of SPEC 1.7 (as the NumPy
@@ -83,10 +104,16 @@ static double CE_FN(ce_row_max)(const CE_REAL *z, ptrdiff_t n)
  * its sum is exp(-inf) = 0, not exp(-inf - -inf) = NaN); +inf when exactly
  * one entry is +inf (with shifted() below, that entry shifts to 0 and the
  * others to -inf: the softmax is one-hot); NaN when several entries are +inf
- * (no limit) or the row holds a NaN. */
-static CE_REAL CE_FN(row_shift)(const CE_REAL *z, ptrdiff_t n)
+ * (no limit) or the row holds a NaN.
+ *
+ * *moderate: every z - shift is in [CE_EXP_MODERATE, 0], where
+ * exp_moderate gives the exp's bits (z - shift >= lowest - shift, the
+ * subtraction being monotone). */
+static CE_REAL CE_FN(row_shift)(const CE_REAL *z, ptrdiff_t n, int *moderate)
 {
-    CE_REAL m = (CE_REAL)CE_FN(ce_row_max)(z, n);
+    CE_REAL lowest;
+    CE_REAL m = (CE_REAL)CE_FN(row_max_loop)(z, n, &lowest, 1);
+    *moderate = m - m == 0 && lowest - m >= CE_EXP_MODERATE;
     if (m - m == 0 || m != m)
         return m;
     if (m < 0)
@@ -126,11 +153,15 @@ CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
  * to the float64 lanes of the sum, and the long mixed-width body fills the
  * out-of-order window.  Same operations, same order, same bits. */
 CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len, CE_REAL shift,
-                                    double *acc)
+                                    int moderate, double *acc)
 {
     /* shifted(z, shift) is plain z - shift unless shift is +inf (see
-     * shifted): rows without a +inf entry skip its select. */
-    if (shift == (CE_REAL)INFINITY)
+     * shifted): rows without a +inf entry skip its select, and rows
+     * within the moderate range (see row_shift) the exp's slow scaling. */
+    if (moderate)
+        for (ptrdiff_t c = 0; c < len; c++)
+            e[c] = CE_MATH(exp_moderate)(z[c] - shift);
+    else if (shift == (CE_REAL)INFINITY)
         for (ptrdiff_t c = 0; c < len; c++)
             e[c] = CE_FN(shifted_exp)(z[c], shift);
     else
@@ -147,21 +178,22 @@ CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len,
 
 /* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
  * exp (out may be z).  The tail runs as a chunk padded with -inf, whose
- * exp is 0 (shift is never -inf: row_shift gives 0 for an all -inf row). */
+ * exp is 0 (shift is never -inf: row_shift gives 0 for an all -inf row),
+ * through the general exp (the padding is outside the moderate range). */
 CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n,
-                                     CE_REAL shift, int store)
+                                     CE_REAL shift, int moderate, int store)
 {
     double acc[CE_LANES] = {0};
     CE_REAL scratch[CE_EXP_BLOCK];
     ptrdiff_t whole = n - n % CE_LANES, i = 0;
     for (; i < whole; i += CE_EXP_BLOCK) {
         ptrdiff_t len = whole - i < CE_EXP_BLOCK ? whole - i : CE_EXP_BLOCK;
-        CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, shift, acc);
+        CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, shift, moderate, acc);
     }
     if (whole < n) {
         CE_REAL chunk[CE_LANES], e[CE_LANES];
         CE_FN(pad_chunk)(chunk, z + whole, n - whole, -(CE_REAL)INFINITY);
-        CE_FN(sum_exp_block)(chunk, e, CE_LANES, shift, acc);
+        CE_FN(sum_exp_block)(chunk, e, CE_LANES, shift, 0, acc);
         if (store)
             for (int j = 0; j < n - whole; j++)
                 out[whole + j] = e[j];
@@ -169,9 +201,10 @@ CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n
     return CE_VARIANT_NAME(ce_lanes_total)(acc);
 }
 
-static double CE_FN(sum_exp_shifted)(const CE_REAL *z, ptrdiff_t n, CE_REAL shift)
+static double CE_FN(sum_exp_shifted)(const CE_REAL *z, ptrdiff_t n, CE_REAL shift,
+                                     int moderate)
 {
-    return CE_FN(sum_exp_loop)(z, NULL, n, shift, 0);
+    return CE_FN(sum_exp_loop)(z, NULL, n, shift, moderate, 0);
 }
 
 /* sum_c w_c * coef_c * (shift - z_c) and sum_c w_c * coef_c, with
@@ -377,10 +410,11 @@ static void CE_FN(ce_mse_block)(const CE_REAL *x, const CE_REAL *t, const CE_REA
  * means several +inf (-> +inf) or a NaN in the row (-> NaN). */
 static CE_REAL CE_FN(ce_row_logsumexp)(const CE_REAL *z, ptrdiff_t n)
 {
-    CE_REAL shift = CE_FN(row_shift)(z, n);
+    int moderate;
+    CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
     if (shift != shift)
         return (CE_REAL)CE_FN(ce_row_max)(z, n) == INFINITY ? (CE_REAL)INFINITY : shift;
-    double sum = CE_FN(sum_exp_shifted)(z, n, shift);
+    double sum = CE_FN(sum_exp_shifted)(z, n, shift, moderate);
     return (CE_REAL)((double)shift + ce_math_log_f64(sum));
 }
 
@@ -388,8 +422,9 @@ static CE_REAL CE_FN(ce_row_logsumexp)(const CE_REAL *z, ptrdiff_t n)
  * entry (the same bits as recomputing them). */
 static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
 {
-    CE_REAL shift = CE_FN(row_shift)(z, n);
-    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, 1));
+    int moderate;
+    CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
+    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, moderate, 1));
     for (ptrdiff_t c = 0; c < n; c++)
         out[c] *= inv_sum;
 }
@@ -398,8 +433,9 @@ static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
  * log(sum) against a large shift. */
 static void CE_FN(ce_log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
 {
-    CE_REAL shift = CE_FN(row_shift)(z, n);
-    double log_sum = ce_math_log_f64(CE_FN(sum_exp_shifted)(z, n, shift));
+    int moderate;
+    CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
+    double log_sum = ce_math_log_f64(CE_FN(sum_exp_shifted)(z, n, shift, moderate));
     for (ptrdiff_t c = 0; c < n; c++)
         out[c] = (CE_REAL)(-CE_FN(gap)(z[c], shift) - log_sum);
 }
@@ -456,12 +492,12 @@ static void CE_FN(softmax_grad_pass)(const CE_REAL *z, const CE_REAL *y, const d
  * an input, the exps are stored in it (*stored = 1) for the gradient pass to
  * scale: one exp per entry instead of two. */
 static double CE_FN(sum_exp_for_grad)(const CE_REAL *z, const CE_REAL *y, CE_REAL *grad,
-                                      ptrdiff_t n, CE_REAL shift, int *stored)
+                                      ptrdiff_t n, CE_REAL shift, int moderate, int *stored)
 {
     *stored = grad != NULL && grad != z && grad != y;
     if (*stored)
-        return CE_FN(sum_exp_loop)(z, grad, n, shift, 1);
-    return CE_FN(sum_exp_shifted)(z, n, shift);
+        return CE_FN(sum_exp_loop)(z, grad, n, shift, moderate, 1);
+    return CE_FN(sum_exp_shifted)(z, n, shift, moderate);
 }
 
 /* l = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c), with
@@ -471,9 +507,9 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
                                                 CE_REAL *grad, double grad_scale)
 {
     double eps = label_smoothing, w_t = class_weight ? class_weight[target] : 1.0;
-    CE_REAL shift = CE_FN(row_shift)(z, n);
-    int stored;
-    double sum = CE_FN(sum_exp_for_grad)(z, NULL, grad, n, shift, &stored);
+    int moderate, stored;
+    CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
+    double sum = CE_FN(sum_exp_for_grad)(z, NULL, grad, n, shift, moderate, &stored);
     double log_sum = ce_math_log_f64(sum);
     double loss = (1 - eps) * w_t * (log_sum + CE_FN(gap)(z[target], shift));
     double weight_total = 0;
@@ -533,18 +569,35 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
                 m[j][k] = b > a ? b : a;
                 nan[j][k] += nan[j + width][k];
             }
+    /* The smallest entry of each row, for row_shift's moderate test, which
+     * the group takes as a whole (special rows are recomputed, so their
+     * lanes may hold garbage). */
+    CE_REAL lo[G];
+    int moderate = 1;
+    for (int k = 0; k < G; k++)
+        lo[k] = zt[0][k];
+    for (ptrdiff_t j = 1; j < n; j++)
+        for (int k = 0; k < G; k++)
+            lo[k] = zt[j][k] < lo[k] ? zt[j][k] : lo[k];
     for (int k = 0; k < G; k++) {
         shift[k] = nan[0][k] != nan[0][k] ? nan[0][k] : m[0][k];
         special[k] = !(shift[k] - shift[k] == 0);
         shift[k] = special[k] ? 0 : shift[k];
+        moderate &= special[k] || lo[k] - shift[k] >= CE_EXP_MODERATE;
     }
     /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree.  A
      * padding lane's exp is exp(-inf - finite shift) = +0 exactly, so it is
      * written, not computed.  Exps and sums in two loops of one width each
-     * (see sum_exp_block). */
-    for (ptrdiff_t j = 0; j < n; j++)
-        for (int k = 0; k < G; k++)
-            zt[j][k] = CE_FN(shifted_exp)(zt[j][k], shift[k]);
+     * (see sum_exp_block).  The shifts are finite here, so shifted() is
+     * plain z - shift. */
+    if (moderate)
+        for (ptrdiff_t j = 0; j < n; j++)
+            for (int k = 0; k < G; k++)
+                zt[j][k] = CE_MATH(exp_moderate)(zt[j][k] - shift[k]);
+    else
+        for (ptrdiff_t j = 0; j < n; j++)
+            for (int k = 0; k < G; k++)
+                zt[j][k] = CE_FN(shifted_exp)(zt[j][k], shift[k]);
     for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];
@@ -623,9 +676,9 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
                                                CE_REAL *grad, double grad_scale)
 {
     double keep = 1 - label_smoothing, spread = label_smoothing / (double)n;
-    CE_REAL shift = CE_FN(row_shift)(z, n);
-    int stored;
-    double sum = CE_FN(sum_exp_for_grad)(z, y, grad, n, shift, &stored);
+    int moderate, stored;
+    CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
+    double sum = CE_FN(sum_exp_for_grad)(z, y, grad, n, shift, moderate, &stored);
     double log_sum = ce_math_log_f64(sum);
     double weight_total;
     double gap = CE_FN(weighted_gap_sum)(z, y, class_weight, keep, spread, n, shift,

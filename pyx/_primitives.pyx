@@ -23,6 +23,8 @@ cdef extern from "crossent_math.h" nogil:
     double ce_math_log1p_f64(double)
     float ce_math_exp_nonpositive_f32(float)
     double ce_math_exp_nonpositive_f64(double)
+    float ce_math_exp_moderate_f32(float)
+    double ce_math_exp_moderate_f64(double)
     float ce_math_log1p_unit_f32(float)
     double ce_math_log1p_unit_f64(double)
     float ce_math_log1pexp_f32(float)
@@ -140,7 +142,7 @@ def _opt(a, dtype):
 # ---- scalar primitives (crossent_math.h, compiled with the module's flags) --
 
 _SCALAR_NAMES = ("exp", "log", "log1p", "log1pexp", "log_sigmoid", "sigmoid", "log1p_unit",
-                 "exp_nonpositive", "libm_exp")
+                 "exp_nonpositive", "exp_moderate", "libm_exp")
 
 
 def scalar(name, x):
@@ -165,6 +167,7 @@ def scalar(name, x):
                 elif which == 5: o32[i] = ce_math_sigmoid_f32(x32[i])
                 elif which == 6: o32[i] = ce_math_log1p_unit_f32(x32[i])
                 elif which == 7: o32[i] = ce_math_exp_nonpositive_f32(x32[i])
+                elif which == 8: o32[i] = ce_math_exp_moderate_f32(x32[i])
                 else: o32[i] = expf(x32[i])
             else:
                 if which == 0: o64[i] = ce_math_exp_f64(x64[i])
@@ -175,6 +178,7 @@ def scalar(name, x):
                 elif which == 5: o64[i] = ce_math_sigmoid_f64(x64[i])
                 elif which == 6: o64[i] = ce_math_log1p_unit_f64(x64[i])
                 elif which == 7: o64[i] = ce_math_exp_nonpositive_f64(x64[i])
+                elif which == 8: o64[i] = ce_math_exp_moderate_f64(x64[i])
                 else: o64[i] = exp(x64[i])
     return out
 

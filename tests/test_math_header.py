@@ -340,6 +340,52 @@ def test_batched_index_rows_give_the_row_function_bits(variant, dtype, n):
                 assert none is None and no_grad_losses.tobytes() == losses.tobytes()
 
 
+def rows_at_the_moderate_edge(rng, n_rows, n, dtype):
+    """Logit rows whose smallest shifted entry lies just inside the range of
+    exp_moderate (-87.5 float32, -708 float64), some just outside: float32
+    exps there are subnormal."""
+    low = 87.5 if dtype == np.float32 else 708.0
+    z = rng.uniform(-low, 0, size=(n_rows, n))
+    z[:, 0] = 0.0
+    z[:, 1] = -low + rng.uniform(-0.3, 0.2, size=n_rows)
+    return (z + rng.normal(scale=5.0, size=(n_rows, 1))).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [10, 1000])
+def test_moderate_rows_give_the_bits_of_the_general_exp(variant, dtype, n):
+    """A row whose shifted logits all lie in exp_moderate's range takes the
+    one-factor exp; the same row with an extra entry at -1000 (exp 0 in both
+    dtypes, so the sum does not change) takes the general one.  Every output
+    on the shared entries must agree bit for bit: the row functions and the
+    short-row groups (n = 10)."""
+    rng = rng_for("moderate", variant, dtype, n)
+    z = rows_at_the_moderate_edge(rng, 17, n, dtype)
+    z_far = np.concatenate([z, np.full((len(z), 1), -1000, dtype)], axis=1)
+    target = rng.integers(n, size=len(z))
+    y = rng.dirichlet(np.ones(n), size=len(z)).astype(dtype)
+    y_far = np.concatenate([y, np.zeros((len(z), 1), dtype)], axis=1)
+    for name in ("softmax_row", "log_softmax_row"):
+        for r in range(len(z)):
+            near, far = P.block(variant, name, z[r]), P.block(variant, name, z_far[r])
+            assert near.tobytes() == far[:n].tobytes(), (name, r)
+    for r in range(len(z)):
+        for name, kwargs, kwargs_far in (
+                ("softmax_xent_index", dict(target=int(target[r])), dict(target=int(target[r]))),
+                ("softmax_xent_soft", dict(y=y[r]), dict(y=y_far[r]))):
+            loss, grad = P.multiclass_row(variant, name, z[r], grad_scale=0.7, **kwargs)
+            loss_far, grad_far = P.multiclass_row(variant, name, z_far[r], grad_scale=0.7,
+                                                  **kwargs_far)
+            assert loss.tobytes() == loss_far.tobytes(), (name, r)
+            assert grad.tobytes() == grad_far[:n].tobytes(), (name, r)
+    losses, grad = P.softmax_xent_index_rows(variant, z, target, grad_scale=np.ones(len(z)))
+    losses_far, grad_far = P.softmax_xent_index_rows(variant, z_far, target,
+                                                     grad_scale=np.ones(len(z)))
+    assert losses.tobytes() == losses_far.tobytes()
+    assert grad.tobytes() == np.ascontiguousarray(grad_far[:, :n]).tobytes()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("variant", VARIANTS[1:] or [pytest.param("none", marks=pytest.mark.skip(
     reason="this CPU runs the baseline variant only"))])
@@ -541,6 +587,16 @@ def restricted_domain(name, dtype):
         else:
             x = np.concatenate([rng.random(10**6), np.exp(-rng.uniform(0, 745, 10**5))])
         edges = [0.0, 1.0, np.nextafter(1, 0)]
+    elif name == "exp_moderate":  # [CE_EXP_MODERATE, 0]: -87.5 float32, -708 float64
+        low = 87.5 if dtype == np.float32 else 708.0
+        if dtype == np.float32:
+            x = -rng.integers(0, 0x42AF0001, 10**6, dtype=np.uint32).view(np.float32)
+        else:
+            x = -np.concatenate([rng.uniform(0, low, 10**6), np.exp(rng.uniform(-745, 6.5, 10**5))])
+        # float32 results are subnormal below -87.34: the one-factor scaling
+        # must round them as the two factors do
+        x = np.concatenate([x, -np.linspace(low - 0.2, low, 10**4)])
+        edges = [0.0, -0.0, -low]
     else:                       # exp_nonpositive: [-inf, 0]
         if dtype == np.float32:
             x = -rng.integers(0, 0x7F800001, 10**6, dtype=np.uint32).view(np.float32)
@@ -551,11 +607,14 @@ def restricted_domain(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name, general", [("log1p_unit", "log1p"), ("exp_nonpositive", "exp")])
+@pytest.mark.parametrize("name, general", [("log1p_unit", "log1p"), ("exp_nonpositive", "exp"),
+                                           ("exp_moderate", "exp")])
 def test_restricted_primitive_gives_the_general_bits_on_its_domain(name, general, dtype):
     """log1p_unit (on exp(-|z|)) and exp_nonpositive (on max-shifted logits)
-    drop selects of log1p and exp that cannot fire on their domain; nothing
-    else may change there, and NaN stays NaN."""
+    drop selects of log1p and exp that cannot fire on their domain, and
+    exp_moderate (on rows whose shifted logits all lie above -87.5 / -708)
+    scales by 2^k in one factor; nothing else may change there, and NaN
+    stays NaN."""
     x = restricted_domain(name, dtype)
     got, want = P.scalar(name, x), P.scalar(general, x)
     nan = np.isnan(x)
