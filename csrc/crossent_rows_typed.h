@@ -26,8 +26,9 @@ static double CE_FN(ce_sum)(const CE_REAL *x, ptrdiff_t n)
 /* The last n % CE_LANES entries of a row, copied into a full chunk whose
  * missing entries are `pad`: every loop then runs one fixed-width body over
  * whole chunks, vectorised, with no scalar tail.  The pads are neutral
- * (-inf for a max, and exp(-inf) = 0 adds an exact 0 to its lane), so a
- * padded chunk gives the bits of the unpadded sum. */
+ * (-inf for a max, +inf for a min) or their results are replaced by a
+ * neutral value (see sum_exp_block), so a padded chunk gives the bits of
+ * the unpadded reduction. */
 CE_INLINE void CE_FN(pad_chunk)(CE_REAL *chunk, const CE_REAL *src, ptrdiff_t len, CE_REAL pad)
 {
     /* One conditional load per lane (a masked vector load where the target
@@ -151,9 +152,11 @@ CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
  * in the lanes: two loops, each of one width.  One loop doing both is
  * 1.4x slower for float32 (measured): GCC widens the exp's final selects
  * to the float64 lanes of the sum, and the long mixed-width body fills the
- * out-of-order window.  Same operations, same order, same bits. */
-CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len, CE_REAL shift,
-                                    int moderate, double *acc)
+ * out-of-order window.  Same operations, same order, same bits.  Entries
+ * from `live` on are padding: their exps are replaced by +0, which leaves a
+ * lane sum (>= +0 or NaN) as it is. */
+CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len, ptrdiff_t live,
+                                    CE_REAL shift, int moderate, double *acc)
 {
     /* shifted(z, shift) is plain z - shift unless shift is +inf (see
      * shifted): rows without a +inf entry skip its select, and rows
@@ -167,6 +170,9 @@ CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len,
     else
         for (ptrdiff_t c = 0; c < len; c++)
             e[c] = CE_MATH(exp_nonpositive)(z[c] - shift);
+    if (live < len)
+        for (ptrdiff_t c = 0; c < len; c++)
+            e[c] = c < live ? e[c] : 0;
     for (ptrdiff_t c = 0; c < len; c += CE_LANES)
         for (int j = 0; j < CE_LANES; j++)
             acc[j] += (double)e[c + j];
@@ -177,9 +183,9 @@ CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len,
 #define CE_EXP_BLOCK (16 * CE_LANES)
 
 /* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
- * exp (out may be z).  The tail runs as a chunk padded with -inf, whose
- * exp is 0 (shift is never -inf: row_shift gives 0 for an all -inf row),
- * through the general exp (the padding is outside the moderate range). */
+ * exp (out may be z).  The tail runs as a chunk padded with the shift,
+ * whose exp (1, within the moderate range) sum_exp_block replaces by +0:
+ * the bits of the unpadded sum. */
 CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n,
                                      CE_REAL shift, int moderate, int store)
 {
@@ -188,12 +194,12 @@ CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n
     ptrdiff_t whole = n - n % CE_LANES, i = 0;
     for (; i < whole; i += CE_EXP_BLOCK) {
         ptrdiff_t len = whole - i < CE_EXP_BLOCK ? whole - i : CE_EXP_BLOCK;
-        CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, shift, moderate, acc);
+        CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, len, shift, moderate, acc);
     }
     if (whole < n) {
         CE_REAL chunk[CE_LANES], e[CE_LANES];
-        CE_FN(pad_chunk)(chunk, z + whole, n - whole, -(CE_REAL)INFINITY);
-        CE_FN(sum_exp_block)(chunk, e, CE_LANES, shift, 0, acc);
+        CE_FN(pad_chunk)(chunk, z + whole, n - whole, shift);
+        CE_FN(sum_exp_block)(chunk, e, CE_LANES, n - whole, shift, moderate, acc);
         if (store)
             for (int j = 0; j < n - whole; j++)
                 out[whole + j] = e[j];
@@ -532,6 +538,13 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
 
 /* ---- short rows, several at a time ------------------------------------- */
 
+/* Lanes of a pairwise lane tree that still hold data after the step of the
+ * given width, when lanes [0, live) did before (the rest are neutral). */
+CE_INLINE ptrdiff_t CE_FN(tree_step)(ptrdiff_t live, ptrdiff_t width)
+{
+    return live < width ? live : width;
+}
+
 /* ce_softmax_xent_index_row's steps for a group of up to CE_ROW_GROUP rows
  * of n <= CE_LANES classes without label smoothing, transposed: lane k of
  * every vector is row k, so the row's max and sum -- horizontal, latency-
@@ -552,18 +565,18 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
     for (ptrdiff_t c = 0; c < n; c++)
         for (int k = 0; k < G; k++)
             zt[c][k] = z[k < count ? k : 0][c];
-    for (ptrdiff_t c = n; c < CE_LANES; c++)
-        for (int k = 0; k < G; k++)
-            zt[c][k] = -(CE_REAL)INFINITY;
-    /* ce_row_max: max_chunk on one padded chunk, then the lane tree. */
-    for (int j = 0; j < CE_LANES; j++)
+    /* ce_row_max: max_chunk on one padded chunk, then the lane tree.  A
+     * padding lane (j >= n) holds max -inf and NaN-lane 0, which leave the
+     * lane they are folded into as it is: the tree skips them. */
+    for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++) {
             CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY, none = 0;
             m[j][k] = v > lo ? v : lo;
             nan[j][k] = v != v ? v : none;
         }
-    for (int width = CE_LANES / 2; width > 0; width /= 2)
-        for (int j = 0; j < width; j++)
+    for (ptrdiff_t width = CE_LANES / 2, live = n; width > 0;
+         live = CE_FN(tree_step)(live, width), width /= 2)
+        for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++) {
                 CE_REAL a = m[j][k], b = m[j + width][k];
                 m[j][k] = b > a ? b : a;
@@ -601,11 +614,11 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
     for (ptrdiff_t j = 0; j < n; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];
-    for (ptrdiff_t j = n; j < CE_LANES; j++)
-        for (int k = 0; k < G; k++)
-            acc[j][k] = 0.0;
-    for (int width = CE_LANES / 2; width > 0; width /= 2)
-        for (int j = 0; j < width; j++)
+    /* A padding lane's sum is +0, and x + 0 = x for the sums (>= +0 or
+     * NaN): skipped as above. */
+    for (ptrdiff_t width = CE_LANES / 2, live = n; width > 0;
+         live = CE_FN(tree_step)(live, width), width /= 2)
+        for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++)
                 acc[j][k] += acc[j + width][k];
     /* The per-row scalars, vectorised over the group: the row function's
