@@ -106,8 +106,9 @@ double ce_softmax_xent_soft_row_f64(const double *z, const double *y, ptrdiff_t 
 /* The same for `rows` rows at once: row k has logits z[k], target target[k]
  * (a class, never ignored), gradient grad[k] scaled by grad_scale[k] (grad
  * NULL: no gradient) and loss loss[k]; the bits of calling
- * ce_softmax_xent_index_row on each row, but short rows (n <= 16 classes) are
- * computed several per vector, which is what makes them fast. */
+ * ce_softmax_xent_index_row on each row, but short and medium rows (up to 48
+ * classes with a gradient, 104 without; no label smoothing) are computed
+ * several per vector, which is what makes them fast. */
 void ce_softmax_xent_index_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n,
                                     const ptrdiff_t *target, const double *class_weight,
                                     double label_smoothing, float *const *grad,

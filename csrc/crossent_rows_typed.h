@@ -536,7 +536,7 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
     return (CE_REAL)loss;
 }
 
-/* ---- short rows, several at a time ------------------------------------- */
+/* ---- short and medium rows, several at a time --------------------------- */
 
 /* Lanes of a pairwise lane tree that still hold data after the step of the
  * given width, when lanes [0, live) did before (the rest are neutral). */
@@ -546,20 +546,25 @@ CE_INLINE ptrdiff_t CE_FN(tree_step)(ptrdiff_t live, ptrdiff_t width)
 }
 
 /* ce_softmax_xent_index_row's steps for a group of up to CE_ROW_GROUP rows
- * of n <= CE_LANES classes without label smoothing, transposed: lane k of
- * every vector is row k, so the row's max and sum -- horizontal, latency-
- * bound work for one short row -- become vertical operations over the group.
- * Each row goes through the very operations of the row function in the same
- * order (the same padded lanes, the same pairwise trees), so the bits are
- * the same.  Rows whose max is not finite are left to the row function
- * (*special = 1 for each). */
-static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
-                                    const ptrdiff_t *target, const double *class_weight,
-                                    CE_REAL *const *grad, const double *grad_scale,
-                                    CE_REAL *loss, int *special)
+ * of n classes without label smoothing, transposed into zt (n rows of
+ * CE_ROW_GROUP): lane k of every vector is row k, so the row's max and sum
+ * -- horizontal, latency-bound work for one short row -- become vertical
+ * operations over the group.  Each row goes through the very operations of
+ * the row function in the same order (entry c goes to lane c % CE_LANES,
+ * then the same pairwise trees), so the bits are the same.  Rows whose max
+ * is not finite are left to the row function (*special = 1 for each). */
+CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
+                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                       const ptrdiff_t *target, const double *class_weight,
+                                       CE_REAL *const *grad, const double *grad_scale,
+                                       CE_REAL *loss, int *special)
 {
+    /* n <= zt_rows (the caller's promise), stated so that the compiler
+     * drops the loops over c >= CE_LANES from the short rows' copy. */
+    n = n < zt_rows ? n : zt_rows;
     enum { G = CE_ROW_GROUP };
-    CE_REAL zt[CE_LANES][G], m[CE_LANES][G], nan[CE_LANES][G], shift[G];
+    CE_REAL m[CE_LANES][G], nan[CE_LANES][G], shift[G];
+    ptrdiff_t lanes = n < CE_LANES ? n : CE_LANES;
     double acc[CE_LANES][G];
     /* Lanes k >= count repeat row 0: computed, never stored. */
     for (ptrdiff_t c = 0; c < n; c++)
@@ -568,13 +573,20 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
     /* ce_row_max: max_chunk on one padded chunk, then the lane tree.  A
      * padding lane (j >= n) holds max -inf and NaN-lane 0, which leave the
      * lane they are folded into as it is: the tree skips them. */
-    for (ptrdiff_t j = 0; j < n; j++)
+    for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++) {
             CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY, none = 0;
             m[j][k] = v > lo ? v : lo;
             nan[j][k] = v != v ? v : none;
         }
-    for (ptrdiff_t width = CE_LANES / 2, live = n; width > 0;
+    for (ptrdiff_t c = CE_LANES; c < n; c++)
+        for (int k = 0; k < G; k++) {
+            CE_REAL v = zt[c][k];
+            ptrdiff_t j = c % CE_LANES;
+            m[j][k] = v > m[j][k] ? v : m[j][k];
+            nan[j][k] = v != v ? v : nan[j][k];
+        }
+    for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
          live = CE_FN(tree_step)(live, width), width /= 2)
         for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++) {
@@ -611,12 +623,15 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
         for (ptrdiff_t j = 0; j < n; j++)
             for (int k = 0; k < G; k++)
                 zt[j][k] = CE_FN(shifted_exp)(zt[j][k], shift[k]);
-    for (ptrdiff_t j = 0; j < n; j++)
+    for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];
+    for (ptrdiff_t c = CE_LANES; c < n; c++)
+        for (int k = 0; k < G; k++)
+            acc[c % CE_LANES][k] += (double)zt[c][k];
     /* A padding lane's sum is +0, and x + 0 = x for the sums (>= +0 or
      * NaN): skipped as above. */
-    for (ptrdiff_t width = CE_LANES / 2, live = n; width > 0;
+    for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
          live = CE_FN(tree_step)(live, width), width /= 2)
         for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++)
@@ -653,9 +668,34 @@ static void CE_FN(xent_index_group)(const CE_REAL *const *z, ptrdiff_t count, pt
     }
 }
 
+/* xent_index_group with its transposed rows on the stack, sized for short
+ * rows (n <= CE_LANES) or for medium ones (n <= CE_GROUP_MAX_CLASSES): two
+ * copies, because the short rows run 1.2x slower in the larger frame
+ * (measured). */
+static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                          const ptrdiff_t *target, const double *class_weight,
+                                          CE_REAL *const *grad, const double *grad_scale,
+                                          CE_REAL *loss, int *special)
+{
+    CE_REAL zt[CE_LANES][CE_ROW_GROUP];
+    CE_FN(xent_index_group)(zt, CE_LANES, z, count, n, target, class_weight, grad, grad_scale, loss,
+                            special);
+}
+
+static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                           const ptrdiff_t *target, const double *class_weight,
+                                           CE_REAL *const *grad, const double *grad_scale,
+                                           CE_REAL *loss, int *special)
+{
+    CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
+    CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, target, class_weight, grad, grad_scale, loss,
+                            special);
+}
+
 /* The loss of each row (and its gradient) as ce_softmax_xent_index_row
- * gives it, the same bits; groups of short rows without label smoothing go
- * through xent_index_group, every other row through the row function. */
+ * gives it, the same bits; groups of rows without label smoothing go through
+ * xent_index_group where it is the faster way (CE_GROUP_MAX_CLASSES), every
+ * other row through the row function. */
 static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t rows,
                                               ptrdiff_t n, const ptrdiff_t *target,
                                               const double *class_weight,
@@ -663,13 +703,20 @@ static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t
                                               const double *grad_scale, CE_REAL *loss)
 {
     ptrdiff_t first = 0;
-    if (n <= CE_LANES && label_smoothing == 0)
+    int grouped = label_smoothing == 0
+                  && n <= (grad ? CE_GROUP_MAX_CLASSES_WITH_GRAD : CE_GROUP_MAX_CLASSES);
+    if (grouped)
         for (; first < rows; first += CE_ROW_GROUP) {
             ptrdiff_t count = rows - first < CE_ROW_GROUP ? rows - first : CE_ROW_GROUP;
             int special[CE_ROW_GROUP];
-            CE_FN(xent_index_group)(z + first, count, n, target + first, class_weight,
-                                    grad ? grad + first : NULL, grad_scale + first,
-                                    loss + first, special);
+            if (n <= CE_LANES)
+                CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
+                                              grad ? grad + first : NULL, grad_scale + first,
+                                              loss + first, special);
+            else
+                CE_FN(xent_index_group_medium)(z + first, count, n, target + first, class_weight,
+                                               grad ? grad + first : NULL, grad_scale + first,
+                                               loss + first, special);
             for (ptrdiff_t k = first; k < first + count; k++)
                 if (special[k - first])
                     loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,

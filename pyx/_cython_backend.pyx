@@ -591,8 +591,8 @@ cdef floating _one_row(const RowCtx *c, Py_ssize_t a, Py_ssize_t b, Py_ssize_t t
 cdef void _xent_index_tile(const RowCtx *c, const Py_ssize_t *row_a, const Py_ssize_t *row_b,
                            Py_ssize_t n_rows, floating *scratch, floating *losses) noexcept nogil:
     """_one_row over a tile of softmax_xent_index rows, with one call of the
-    batched row function for the rows not ignored: it computes short rows
-    several per vector, with the bits of the row function."""
+    batched row function for the rows not ignored: it computes short and
+    medium rows several per vector, with the bits of the row function."""
     cdef Py_ssize_t n = c.n_classes, i, j, kept = 0, t
     cdef const floating *x_rows[CE_BLOCK_ROWS]
     cdef floating *out_rows[CE_BLOCK_ROWS]
