@@ -26,12 +26,19 @@ def test_bounds_take_the_larger_of_memory_and_exp_work():
     assert bce["limit"] == "exp throughput"
 
 
+def test_softmax_cases_are_bounded_by_the_moderate_exp_when_given():
+    rows = {r["case"]: r for r in roofline.case_bounds(bandwidth=10.0, exp_ns=1.0, log1p_ns=2.0,
+                                                       n_threads=2, softmax_exp_ns=0.5)}
+    assert rows["cross_entropy 4096x1000"]["compute_ms"] == pytest.approx(4096 * 1000 * 0.5 / 2 * 1e-6)
+    assert rows["bce_with_logits 10^6"]["compute_ms"] == pytest.approx(1e6 * 3.0 / 2 * 1e-6)
+
+
 def test_a_run_measures_and_saves_every_probe(tmp_path, capsys):
     out = tmp_path / "roofline.json"
     roofline.main(["--threads", "1", "--json", str(out)])
     saved = json.loads(out.read_text())
-    assert set(saved["probe"]) >= {"copy_GBps_1_thread", "exp_f32_ns", "log1p_f32_ns",
-                                   "first_touch_ms_per_MB"}
+    assert set(saved["probe"]) >= {"copy_GBps_1_thread", "exp_f32_ns", "exp_moderate_f32_ns",
+                                   "log1p_f32_ns", "first_touch_ms_per_MB"}
     assert all(v > 0 for k, v in saved["probe"].items() if k != "first_touch_ms_per_MB")
     assert len(saved["cases"]) == len(roofline.CASES)
     assert "cross_entropy 65536x10" in capsys.readouterr().out

@@ -120,6 +120,8 @@ extern "C" {
 #define CE_ROWS_PRIMITIVE_BLOCKS(XV)                                                      \
     XV(ce_exp_block_f32, (const float *x, float *out, ptrdiff_t n), (x, out, n))          \
     XV(ce_exp_block_f64, (const double *x, double *out, ptrdiff_t n), (x, out, n))        \
+    XV(ce_exp_moderate_block_f32, (const float *x, float *out, ptrdiff_t n), (x, out, n)) \
+    XV(ce_exp_moderate_block_f64, (const double *x, double *out, ptrdiff_t n), (x, out, n)) \
     XV(ce_log_block_f32, (const float *x, float *out, ptrdiff_t n), (x, out, n))          \
     XV(ce_log_block_f64, (const double *x, double *out, ptrdiff_t n), (x, out, n))        \
     XV(ce_log1p_block_f32, (const float *x, float *out, ptrdiff_t n), (x, out, n))        \

@@ -871,6 +871,13 @@ static void CE_FN(ce_exp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
         out[i] = CE_MATH(exp)(x[i]);
 }
 
+/* x in exp_moderate's range (garbage outside). */
+static void CE_FN(ce_exp_moderate_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CE_MATH(exp_moderate)(x[i]);
+}
+
 static void CE_FN(ce_log_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++)

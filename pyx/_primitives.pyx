@@ -74,6 +74,8 @@ cdef extern from "crossent_rows_table.h" nogil:
         block64 ce_log_softmax_row_f64
         block32 ce_exp_block_f32
         block64 ce_exp_block_f64
+        block32 ce_exp_moderate_block_f32
+        block64 ce_exp_moderate_block_f64
         block32 ce_log_block_f32
         block64 ce_log_block_f64
         block32 ce_log1p_block_f32
@@ -186,7 +188,7 @@ def scalar(name, x):
 # ---- blocks and rows through a variant's table ------------------------------
 
 _BLOCK_NAMES = ("exp", "log", "log1p", "log1pexp", "sigmoid", "log_sigmoid", "softmax_row",
-                "log_softmax_row")
+                "log_softmax_row", "exp_moderate")
 
 
 def block(variant, name, x, out=None):
@@ -206,7 +208,8 @@ def block(variant, name, x, out=None):
     elif which == 4: f32, f64 = t.ce_sigmoid_f32, t.ce_sigmoid_f64
     elif which == 5: f32, f64 = t.ce_log_sigmoid_f32, t.ce_log_sigmoid_f64
     elif which == 6: f32, f64 = t.ce_softmax_row_f32, t.ce_softmax_row_f64
-    else: f32, f64 = t.ce_log_softmax_row_f32, t.ce_log_softmax_row_f64
+    elif which == 7: f32, f64 = t.ce_log_softmax_row_f32, t.ce_log_softmax_row_f64
+    else: f32, f64 = t.ce_exp_moderate_block_f32, t.ce_exp_moderate_block_f64
     cdef void *xp = cnp.PyArray_DATA(xa)
     cdef void *op = cnp.PyArray_DATA(oa)
     cdef ptrdiff_t n = xa.size
