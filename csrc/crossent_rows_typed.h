@@ -678,8 +678,8 @@ static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t cou
                                           CE_REAL *loss, int *special)
 {
     CE_REAL zt[CE_LANES][CE_ROW_GROUP];
-    CE_FN(xent_index_group)(zt, CE_LANES, z, count, n, target, class_weight, grad, grad_scale, loss,
-                            special);
+    CE_FN(xent_index_group)(zt, CE_LANES, z, count, n, target, class_weight, grad, grad_scale,
+                            loss, special);
 }
 
 static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
@@ -688,8 +688,8 @@ static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t co
                                            CE_REAL *loss, int *special)
 {
     CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
-    CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, target, class_weight, grad, grad_scale, loss,
-                            special);
+    CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, target, class_weight, grad,
+                            grad_scale, loss, special);
 }
 
 /* The loss of each row (and its gradient) as ce_softmax_xent_index_row
