@@ -316,10 +316,12 @@ def awkward_rows(rng, n_rows, n, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("n", [1, 2, 10, 15, 16, 17, 40, 48, 49, 100, 104, 105])
+@pytest.mark.parametrize("n", [1, 2, 10, 15, 16, 17, 40, 48, 49, 100, 104, 105, 128, 129, 160,
+                               161])
 def test_batched_index_rows_give_the_row_function_bits(variant, dtype, n):
     """ce_softmax_xent_index_rows (short and medium rows several per vector,
-    up to 48 classes with the gradient and 104 without) against one
+    up to 128 classes with the gradient and 160 without where the variant
+    transposes by tiles, 48 and 104 where it does not) against one
     ce_softmax_xent_index_row call per row: bit for bit, for every group size
     (tails of the row groups included), weight, smoothing and grad scale."""
     rng = rng_for("batched", variant, dtype, n)
