@@ -626,11 +626,16 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     /* ce_row_max: max_chunk on one padded chunk, then the lane tree.  A
      * padding lane (j >= n) holds max -inf and NaN-lane 0, which leave the
      * lane they are folded into as it is: the tree skips them. */
+    /* In the same loops, the smallest entry of each row per lane (low),
+     * for row_shift's moderate test, which the group takes as a whole
+     * (special rows are recomputed, so their lanes may hold garbage). */
+    CE_REAL low[CE_LANES][G];
     for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++) {
             CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY, none = 0;
             m[j][k] = v > lo ? v : lo;
             nan[j][k] = v != v ? v : none;
+            low[j][k] = v;
         }
     for (ptrdiff_t c = CE_LANES; c < n; c++)
         for (int k = 0; k < G; k++) {
@@ -638,6 +643,7 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
             ptrdiff_t j = c % CE_LANES;
             m[j][k] = v > m[j][k] ? v : m[j][k];
             nan[j][k] = v != v ? v : nan[j][k];
+            low[j][k] = v < low[j][k] ? v : low[j][k];
         }
     for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
          live = CE_FN(tree_step)(live, width), width /= 2)
@@ -646,22 +652,14 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
                 CE_REAL a = m[j][k], b = m[j + width][k];
                 m[j][k] = b > a ? b : a;
                 nan[j][k] += nan[j + width][k];
+                low[j][k] = low[j + width][k] < low[j][k] ? low[j + width][k] : low[j][k];
             }
-    /* The smallest entry of each row, for row_shift's moderate test, which
-     * the group takes as a whole (special rows are recomputed, so their
-     * lanes may hold garbage). */
-    CE_REAL lo[G];
     int moderate = 1;
-    for (int k = 0; k < G; k++)
-        lo[k] = zt[0][k];
-    for (ptrdiff_t j = 1; j < n; j++)
-        for (int k = 0; k < G; k++)
-            lo[k] = zt[j][k] < lo[k] ? zt[j][k] : lo[k];
     for (int k = 0; k < G; k++) {
         shift[k] = nan[0][k] != nan[0][k] ? nan[0][k] : m[0][k];
         special[k] = !(shift[k] - shift[k] == 0);
         shift[k] = special[k] ? 0 : shift[k];
-        moderate &= special[k] || lo[k] - shift[k] >= CE_EXP_MODERATE;
+        moderate &= special[k] || low[0][k] - shift[k] >= CE_EXP_MODERATE;
     }
     /* sum_exp_loop: the exps (kept in zt) and their float64 lane tree.  A
      * padding lane's exp is exp(-inf - finite shift) = +0 exactly, so it is

@@ -357,13 +357,13 @@ def rows_at_the_moderate_edge(rng, n_rows, n, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("n", [10, 1000])
+@pytest.mark.parametrize("n", [10, 100, 1000])
 def test_moderate_rows_give_the_bits_of_the_general_exp(variant, dtype, n):
     """A row whose shifted logits all lie in exp_moderate's range takes the
     one-factor exp; the same row with an extra entry at -1000 (exp 0 in both
     dtypes, so the sum does not change) takes the general one.  Every output
     on the shared entries must agree bit for bit: the row functions and the
-    short-row groups (n = 10)."""
+    short- and medium-row groups (n = 10, 100)."""
     rng = rng_for("moderate", variant, dtype, n)
     z = rows_at_the_moderate_edge(rng, 17, n, dtype)
     z_far = np.concatenate([z, np.full((len(z), 1), -1000, dtype)], axis=1)
