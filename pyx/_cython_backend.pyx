@@ -971,51 +971,18 @@ def first_bad_index(target2, Py_ssize_t n_classes, Py_ssize_t ignore_index):
 
 cdef Py_ssize_t _first_bad_row(const Strided *target, int itemsize, Py_ssize_t n_classes,
                                Py_ssize_t ignore_index) noexcept nogil:
-    cdef Py_ssize_t a, i, inner = target.shape[1]
-    cdef const char *row
+    cdef Py_ssize_t a, b, t, inner = target.shape[1]
     for a in range(target.shape[0]):
-        row = _at2(target, a, 0)
-        if itemsize == 4:
-            i = _first_bad_in_run(<const int32_t *>row, target.strides[1], inner, n_classes,
-                                  ignore_index)
-        else:
-            i = _first_bad_in_run(<const int64_t *>row, target.strides[1], inner, n_classes,
-                                  ignore_index)
-        if i >= 0:
-            return a * inner + i
+        for b in range(inner):
+            t = _target_at(target, itemsize, a, b)
+            if (t < 0 or t >= n_classes) and t != ignore_index:
+                return a * inner + b
     return -1
 
 
 ctypedef fused index_t:
     int32_t
     int64_t
-
-
-cdef inline Py_ssize_t _index_in_run(const index_t *first, Py_ssize_t step, Py_ssize_t i) noexcept nogil:
-    return (<const index_t *>(<const char *>first + i * step))[0]
-
-
-cdef Py_ssize_t _first_bad_in_run(const index_t *first, Py_ssize_t step, Py_ssize_t run,
-                                  Py_ssize_t n_classes, Py_ssize_t ignore_index) noexcept nogil:
-    """The first of run indices (step bytes apart) outside [0, n_classes) and
-    not ignore_index, or -1.  A branch-free count first, which vectorises;
-    the position is looked for only when there is one."""
-    cdef Py_ssize_t i, t, bad = 0
-    if step == sizeof(index_t):
-        for i in range(run):
-            t = first[i]
-            bad += (<size_t>t >= <size_t>n_classes) & (t != ignore_index)
-    else:
-        for i in range(run):
-            t = _index_in_run(first, step, i)
-            bad += (<size_t>t >= <size_t>n_classes) & (t != ignore_index)
-    if bad == 0:
-        return -1
-    for i in range(run):
-        t = _index_in_run(first, step, i)
-        if <size_t>t >= <size_t>n_classes and t != ignore_index:
-            return i
-    return -1
 
 
 cdef Py_ssize_t _kept_in_run(const index_t *first, Py_ssize_t step, Py_ssize_t run,
@@ -1027,7 +994,7 @@ cdef Py_ssize_t _kept_in_run(const index_t *first, Py_ssize_t step, Py_ssize_t r
             kept += first[i] != ignore_index
     else:
         for i in range(run):
-            kept += _index_in_run(first, step, i) != ignore_index
+            kept += (<const index_t *>(<const char *>first + i * step))[0] != ignore_index
     return kept
 
 
