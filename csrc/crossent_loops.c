@@ -167,13 +167,26 @@ static ptrdiff_t ce_read_target(const ce_array *target, ptrdiff_t a, ptrdiff_t b
 
 ptrdiff_t ce_first_bad_index(const ce_array *target2, ptrdiff_t n_classes, ptrdiff_t ignore_index)
 {
-    ptrdiff_t A = target2->shape[0], B = target2->shape[1];
-    for (ptrdiff_t a = 0; a < A; a++)
+    ptrdiff_t A = target2->shape[0], B = target2->shape[1], kept, bad;
+    for (ptrdiff_t a = 0; a < A; a++) {
+        if (target2->strides[1] == 1 || B == 1) {
+            /* A contiguous run: the vectorised scan. */
+            ptrdiff_t offset = ce_row_offset(target2, a, 0);
+            bad = target2->itemsize == 4
+                      ? ce_scan_targets_i32((const int32_t *)target2->data + offset, B, n_classes,
+                                            ignore_index, &kept)
+                      : ce_scan_targets_i64((const int64_t *)target2->data + offset, B, n_classes,
+                                            ignore_index, &kept);
+            if (bad >= 0)
+                return a * B + bad;
+            continue;
+        }
         for (ptrdiff_t b = 0; b < B; b++) {
             ptrdiff_t t = ce_read_target(target2, a, b);
             if ((t < 0 || t >= n_classes) && t != ignore_index)
                 return a * B + b;
         }
+    }
     return -1;
 }
 

@@ -43,6 +43,16 @@ const char *ce_simd_available(void);
 double ce_sum_f32(const float *x, ptrdiff_t n);
 double ce_sum_f64(const double *x, ptrdiff_t n);
 
+/* ---- class indices (n contiguous targets) ----------------------------- */
+/* The position of the first target outside [0, n_classes) that is not
+ * ignore_index, or -1 when there is none; then *kept is how many targets
+ * are not ignore_index (the mean's denominator of unweighted rows).  One
+ * pass that the vectoriser takes whole. */
+ptrdiff_t ce_scan_targets_i32(const int32_t *target, ptrdiff_t n, ptrdiff_t n_classes,
+                              ptrdiff_t ignore_index, ptrdiff_t *kept);
+ptrdiff_t ce_scan_targets_i64(const int64_t *target, ptrdiff_t n, ptrdiff_t n_classes,
+                              ptrdiff_t ignore_index, ptrdiff_t *kept);
+
 /* ---- elementwise blocks (n contiguous elements) ----------------------- */
 /* out may be x itself. */
 void ce_sigmoid_f32(const float *x, float *out, ptrdiff_t n);

@@ -165,6 +165,56 @@ static inline double CE_VARIANT_NAME(ce_lanes_total)(double *acc)
     return acc[0];
 }
 
+/* ce_scan_targets_*: targets are read CE_SCAN_CHUNK at a time by a
+ * branch-free loop (vectorised whole); only a chunk holding a bad target is
+ * read again, entry by entry, for its position. */
+#define CE_SCAN_CHUNK 1024
+
+CE_INLINE int CE_VARIANT_NAME(target_is_bad)(int64_t t, ptrdiff_t n_classes,
+                                             ptrdiff_t ignore_index)
+{
+    return (t < 0 || t >= n_classes) && t != ignore_index;
+}
+
+CE_INLINE ptrdiff_t CE_VARIANT_NAME(scan_targets)(const int32_t *narrow, const int64_t *wide,
+                                                  ptrdiff_t n, ptrdiff_t n_classes,
+                                                  ptrdiff_t ignore_index, ptrdiff_t *kept)
+{
+    ptrdiff_t total = 0;
+    for (ptrdiff_t start = 0; start < n; start += CE_SCAN_CHUNK) {
+        ptrdiff_t end = n - start < CE_SCAN_CHUNK ? n : start + CE_SCAN_CHUNK;
+        int64_t bad = 0, count = 0;
+        for (ptrdiff_t i = start; i < end; i++) {
+            int64_t t = wide ? wide[i] : narrow[i];
+            int64_t keep = t != ignore_index;
+            bad |= keep & ((t < 0) | (t >= n_classes));
+            count += keep;
+        }
+        if (bad)
+            for (ptrdiff_t i = start; i < end; i++)
+                if (CE_VARIANT_NAME(target_is_bad)(wide ? wide[i] : narrow[i], n_classes,
+                                                   ignore_index))
+                    return i;
+        total += count;
+    }
+    *kept = total;
+    return -1;
+}
+
+static ptrdiff_t CE_VARIANT_NAME(ce_scan_targets_i32)(const int32_t *target, ptrdiff_t n,
+                                                      ptrdiff_t n_classes,
+                                                      ptrdiff_t ignore_index, ptrdiff_t *kept)
+{
+    return CE_VARIANT_NAME(scan_targets)(target, NULL, n, n_classes, ignore_index, kept);
+}
+
+static ptrdiff_t CE_VARIANT_NAME(ce_scan_targets_i64)(const int64_t *target, ptrdiff_t n,
+                                                      ptrdiff_t n_classes,
+                                                      ptrdiff_t ignore_index, ptrdiff_t *kept)
+{
+    return CE_VARIANT_NAME(scan_targets)(NULL, target, n, n_classes, ignore_index, kept);
+}
+
 #define CE_REAL float
 #define CE_TS f32
 #define CE_TILE CE_TILE_F32

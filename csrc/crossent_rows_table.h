@@ -24,6 +24,14 @@ extern "C" {
 #define CE_ROWS_VALUE_FUNCTIONS(X)                                                        \
     X(double, ce_sum_f32, (const float *x, ptrdiff_t n), (x, n))                          \
     X(double, ce_sum_f64, (const double *x, ptrdiff_t n), (x, n))                         \
+    X(ptrdiff_t, ce_scan_targets_i32,                                                     \
+      (const int32_t *target, ptrdiff_t n, ptrdiff_t n_classes, ptrdiff_t ignore_index,   \
+       ptrdiff_t *kept),                                                                  \
+      (target, n, n_classes, ignore_index, kept))                                         \
+    X(ptrdiff_t, ce_scan_targets_i64,                                                     \
+      (const int64_t *target, ptrdiff_t n, ptrdiff_t n_classes, ptrdiff_t ignore_index,   \
+       ptrdiff_t *kept),                                                                  \
+      (target, n, n_classes, ignore_index, kept))                                         \
     X(double, ce_row_max_f32, (const float *z, ptrdiff_t n), (z, n))                      \
     X(double, ce_row_max_f64, (const double *z, ptrdiff_t n), (z, n))                     \
     X(float, ce_row_logsumexp_f32, (const float *z, ptrdiff_t n), (z, n))                 \

@@ -640,16 +640,66 @@ cdef void _xent_index_tile(const RowCtx *c, const Py_ssize_t *row_a, const Py_ss
             (<floating *>_at2(&c.out2, row_a[i], row_b[i]))[0] = losses[i]
 
 
-cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
-                     double *block_sum) noexcept nogil:
-    cdef Py_ssize_t first = block * CE_BLOCK_ROWS
-    cdef Py_ssize_t n = _min(CE_BLOCK_ROWS, c.n_rows - first)
+cdef inline bint _plain_xent_index_rows(const RowCtx *c) noexcept nogil:
+    """softmax_xent_index rows that _plain_xent_index_block can take: one
+    leading index, rows used in place, no sample weights, no per-row losses."""
+    return (c.kind == ROW_SOFTMAX_XENT_INDEX and c.x.shape[0] == 1 and c.stage_x < 0
+            and c.stage_out < 0 and c.sample_weight.data == NULL and c.out2.data == NULL)
+
+
+cdef void _plain_xent_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_rows,
+                                  floating *losses) noexcept nogil:
+    """_xent_index_tile for the rows of _plain_xent_index_rows: the same call
+    of the batched row function, its operands found by plain strides (a
+    weight of 1 leaves a row's loss as it is)."""
+    cdef Py_ssize_t n = c.n_classes, i, j, kept = 0, t
+    cdef const char *x = c.x.data + first * c.x.strides[1]
+    cdef char *out = c.out3.data + first * c.out3.strides[1] if c.out3.data != NULL else NULL
+    cdef const char *target = c.target.data + first * c.target.strides[1]
+    cdef const floating *x_rows[CE_BLOCK_ROWS]
+    cdef floating *out_rows[CE_BLOCK_ROWS]
+    cdef ptrdiff_t targets[CE_BLOCK_ROWS]
+    cdef double scales[CE_BLOCK_ROWS]
+    cdef floating row_losses[CE_BLOCK_ROWS]
+    cdef Py_ssize_t kept_rows[CE_BLOCK_ROWS]
+    for i in range(n_rows):
+        if c.target_itemsize == 4:
+            t = (<const int32_t *>(target + i * c.target.strides[1]))[0]
+        else:
+            t = (<const int64_t *>(target + i * c.target.strides[1]))[0]
+        losses[i] = 0
+        if t == c.ignore_index:
+            if out != NULL:
+                memset(out + i * c.out3.strides[1], 0, n * sizeof(floating))
+            continue
+        x_rows[kept] = <const floating *>(x + i * c.x.strides[1])
+        if out != NULL:
+            out_rows[kept] = <floating *>(out + i * c.out3.strides[1])
+        targets[kept] = t
+        scales[kept] = c.grad_scale
+        kept_rows[kept] = i
+        kept += 1
+    if floating is float:
+        ce_softmax_xent_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
+                                       c.label_smoothing, out_rows if out != NULL else NULL,
+                                       scales, row_losses)
+    else:
+        ce_softmax_xent_index_rows_f64(x_rows, kept, n, targets, c.class_weight,
+                                       c.label_smoothing, out_rows if out != NULL else NULL,
+                                       scales, row_losses)
+    for j in range(kept):
+        losses[kept_rows[j]] = row_losses[j]
+
+
+cdef void _staged_rows(const RowCtx *c, Py_ssize_t first, Py_ssize_t n, floating *scratch,
+                       floating *losses) noexcept nogil:
+    """Rows first .. first+n-1 of any kind, a tile at a time: operands whose
+    rows are strided are staged through scratch."""
     cdef Py_ssize_t a = first // c.inner
     cdef Py_ssize_t b = first - a * c.inner
     cdef Py_ssize_t i, tile_first, tile_len, C = c.n_classes
     cdef Py_ssize_t row_a[CE_BLOCK_ROWS]
     cdef Py_ssize_t row_b[CE_BLOCK_ROWS]
-    cdef floating losses[CE_BLOCK_ROWS]
     for i in range(n):
         row_a[i] = a
         row_b[i] = b
@@ -676,6 +726,17 @@ cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
             _scatter_tile(&c.out3, row_a + tile_first, row_b + tile_first, tile_len, C,
                           scratch + c.stage_out)
         tile_first += tile_len
+
+
+cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
+                     double *block_sum) noexcept nogil:
+    cdef Py_ssize_t first = block * CE_BLOCK_ROWS
+    cdef Py_ssize_t n = _min(CE_BLOCK_ROWS, c.n_rows - first)
+    cdef floating losses[CE_BLOCK_ROWS]
+    if _plain_xent_index_rows(c):
+        _plain_xent_index_block(c, first, n, losses)
+    else:
+        _staged_rows(c, first, n, scratch, losses)
     block_sum[0] = 0.0
     if _has_loss(c.kind):
         if floating is float:
@@ -804,7 +865,7 @@ def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothin
     cdef cnp.ndarray za = <cnp.ndarray?>z, ta = <cnp.ndarray?>t, grad = None
     cdef int typenum = cnp.PyArray_TYPE(za), label_type = cnp.PyArray_TYPE(ta)
     cdef RowCtx c
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t n, kept
     cdef double total, denominator = 1.0
     cdef float total32
     if (not _plain_array(za, 2) or not _plain_array(ta, 1)
@@ -820,13 +881,11 @@ def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothin
     _bind_with_leading_one(&c.x, za)
     _bind_with_leading_one(&c.target, ta)
     c.target_itemsize = 4 if label_type == cnp.NPY_INT32 else 8
-    if _first_bad_row(&c.target, c.target_itemsize, c.x.shape[2], ignore_index) >= 0:
+    if _first_bad_row(&c.target, c.target_itemsize, c.x.shape[2], ignore_index, &kept) >= 0:
         return None
     if mean:
         # index_weight_sum without weights: a count, exact in float64.
-        denominator = 0.0
-        for i in range(n):
-            denominator += _target_at(&c.target, c.target_itemsize, 0, i) != ignore_index
+        denominator = <double>kept
     if return_grad:
         grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(za), typenum, 0)
         _bind_with_leading_one(&c.out3, grad)
@@ -963,20 +1022,39 @@ def first_bad_index(target2, Py_ssize_t n_classes, Py_ssize_t ignore_index):
     cdef Strided target
     memset(&target, 0, sizeof(Strided))
     cdef int itemsize = _bind_target(&target, target2)
-    cdef Py_ssize_t bad
+    cdef Py_ssize_t bad, kept
     with nogil:
-        bad = _first_bad_row(&target, itemsize, n_classes, ignore_index)
+        bad = _first_bad_row(&target, itemsize, n_classes, ignore_index, &kept)
     return bad
 
 
 cdef Py_ssize_t _first_bad_row(const Strided *target, int itemsize, Py_ssize_t n_classes,
-                               Py_ssize_t ignore_index) noexcept nogil:
-    cdef Py_ssize_t a, b, t, inner = target.shape[1]
+                               Py_ssize_t ignore_index, Py_ssize_t *kept) noexcept nogil:
+    """The first row whose target is neither a class nor ignore_index, or -1;
+    then *kept is the count of rows not ignored.  Contiguous runs of targets
+    go to the vectorised C scan, strided ones entry by entry."""
+    cdef Py_ssize_t a, b, t, bad, inner = target.shape[1]
+    cdef ptrdiff_t run_kept
+    cdef const char *row
+    kept[0] = 0
     for a in range(target.shape[0]):
+        row = _at2(target, a, 0)
+        if target.strides[1] == itemsize or inner == 1:
+            if itemsize == 4:
+                bad = ce_scan_targets_i32(<const int32_t *>row, inner, n_classes,
+                                          ignore_index, &run_kept)
+            else:
+                bad = ce_scan_targets_i64(<const int64_t *>row, inner, n_classes,
+                                          ignore_index, &run_kept)
+            if bad >= 0:
+                return a * inner + bad
+            kept[0] += run_kept
+            continue
         for b in range(inner):
             t = _target_at(target, itemsize, a, b)
             if (t < 0 or t >= n_classes) and t != ignore_index:
                 return a * inner + b
+            kept[0] += t != ignore_index
     return -1
 
 

@@ -2,6 +2,7 @@
 # both compiled backends call).  Keep this a complete, plain mirror of the
 # header: every pyx module cimports from here instead of redeclaring.
 from libc.stddef cimport ptrdiff_t
+from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "crossent_rows.h" nogil:
     enum:
@@ -16,6 +17,12 @@ cdef extern from "crossent_rows.h" nogil:
     # sums in a fixed lane order
     double ce_sum_f32(const float *x, ptrdiff_t n)
     double ce_sum_f64(const double *x, ptrdiff_t n)
+
+    # class indices (n contiguous targets)
+    ptrdiff_t ce_scan_targets_i32(const int32_t *target, ptrdiff_t n, ptrdiff_t n_classes,
+                                  ptrdiff_t ignore_index, ptrdiff_t *kept)
+    ptrdiff_t ce_scan_targets_i64(const int64_t *target, ptrdiff_t n, ptrdiff_t n_classes,
+                                  ptrdiff_t ignore_index, ptrdiff_t *kept)
 
     # elementwise blocks (n contiguous elements)
     void ce_sigmoid_f32(const float *x, float *out, ptrdiff_t n)

@@ -375,6 +375,69 @@ def test_first_bad_index(kernels, int_dtype, layout):
     assert kernels.first_bad_index(view, 11, IGNORE) == 5 * 9
 
 
+@pytest.mark.parametrize("int_dtype", [np.int32, np.int64])
+def test_first_bad_index_in_long_runs_of_targets(kernels, int_dtype):
+    """Contiguous runs go to the chunked, vectorised scan (1024 targets a
+    chunk): a bad target is found wherever it lies, a value equal to
+    ignore_index never is, and every kind of bad value counts."""
+    info = np.iinfo(int_dtype)
+    rng = np.random.default_rng(5)
+    for position in [0, 1023, 1024, 1025, 3000, 4999]:
+        for bad in [-1, 10, info.min, info.max]:
+            target = rng.integers(0, 10, 5000).astype(int_dtype)
+            target[::7] = IGNORE
+            target[position] = bad
+            for view in [target.reshape(1, -1), target.reshape(50, 100),
+                         target.reshape(5000, 1)]:
+                assert kernels.first_bad_index(view, 10, IGNORE) == position
+                # the bad value as ignore_index: the first -100 is then bad
+                assert kernels.first_bad_index(view, 10, int(bad)) == (0 if position else 7)
+            assert reference.first_bad_index(target.reshape(1, -1), 10, IGNORE) == position
+    # an ignore_index that no int32 can equal, and more classes than int32 has
+    target = np.full((1, 3000), -1, int_dtype)
+    assert kernels.first_bad_index(target, 10, 2 ** 40) == 0
+    assert kernels.first_bad_index(target + 1, 2 ** 40, IGNORE) == -1
+
+
+@pytest.mark.parametrize("int_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("options", [{}, {"smoothing": 0.1}, {"class_weight": True}])
+@pytest.mark.parametrize("n_classes", [10, 100, 1000])
+def test_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels, int_dtype, dtype, options,
+                                                             n_classes):
+    """softmax_xent_index over (1, N, C) rows without per-row weights or
+    losses reads its rows by plain strides (the Cython loops' short way);
+    the same rows as (N, 1, C) go the general way: the same bits, ignored
+    rows included, with and without the gradient, and the reference's
+    answer."""
+    rng = np.random.default_rng(3)
+    rows = 3 * 64 + 5
+    z = random_values((rows, n_classes), dtype, "logits", rng)
+    target = rng.integers(0, n_classes, rows).astype(int_dtype)
+    target[rng.random(rows) < 0.2] = IGNORE
+    target[64:70] = IGNORE
+    class_weight = (random_values((n_classes,), np.float64, "positive", rng)
+                    if options.get("class_weight") else None)
+    smoothing = options.get("smoothing", 0.0)
+    for with_grad in [True, False]:
+        results = []
+        for shape in [(1, rows), (rows, 1)]:
+            grad = np.full(shape + (n_classes,), np.nan, dtype) if with_grad else None
+            total = kernels.softmax_xent_index(z.reshape(shape + (n_classes,)),
+                                               target.reshape(shape), class_weight, None, IGNORE,
+                                               smoothing, None, grad, 0.25, 2, 0.0)
+            results.append((total, None if grad is None else grad.reshape(rows, n_classes)))
+        (plain, plain_grad), (general, general_grad) = results
+        assert plain == general
+        expected = reference.softmax_xent_index(
+            z.reshape(1, rows, n_classes), target.reshape(1, rows), class_weight, None, IGNORE,
+            smoothing, None, None, 0.25, 1, 0.0)
+        assert plain == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
+        if with_grad:
+            np.testing.assert_array_equal(plain_grad, general_grad)
+            assert not np.any(plain_grad[target == IGNORE])
+
+
 def test_info_and_simd_selection(kernels):
     info = kernels.info()
     assert set(info) >= {"simd", "simd_available", "openmp", "build_flags", "max_threads"}
