@@ -182,18 +182,28 @@ CE_INLINE void CE_FN(sum_exp_block)(const CE_REAL *z, CE_REAL *e, ptrdiff_t len,
  * between the two loops. */
 #define CE_EXP_BLOCK (16 * CE_LANES)
 
+/* Bytes of a cache line, the step of the prefetches. */
+#define CE_CACHE_LINE 64
+
 /* sum_c exp(z_c - shift), float64 lanes; with store, also out_c = the
  * exp (out may be z).  The tail runs as a chunk padded with the shift,
  * whose exp (1, within the moderate range) sum_exp_block replaces by +0:
- * the bits of the unpadded sum. */
+ * the bits of the unpadded sum.  next (may be NULL): a row of n entries
+ * that comes next, fetched into the cache block by block while the exps,
+ * which do not wait on memory, are computed -- so that its max pass, the
+ * first read of a long row, does not wait on memory either. */
 CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n,
-                                     CE_REAL shift, int moderate, int store)
+                                     CE_REAL shift, int moderate, int store,
+                                     const CE_REAL *next)
 {
     double acc[CE_LANES] = {0};
     CE_REAL scratch[CE_EXP_BLOCK];
     ptrdiff_t whole = n - n % CE_LANES, i = 0;
     for (; i < whole; i += CE_EXP_BLOCK) {
         ptrdiff_t len = whole - i < CE_EXP_BLOCK ? whole - i : CE_EXP_BLOCK;
+        if (next)
+            for (ptrdiff_t c = 0; c < len; c += CE_CACHE_LINE / sizeof(CE_REAL))
+                __builtin_prefetch(next + i + c);
         CE_FN(sum_exp_block)(z + i, store ? out + i : scratch, len, len, shift, moderate, acc);
     }
     if (whole < n) {
@@ -210,7 +220,7 @@ CE_INLINE double CE_FN(sum_exp_loop)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n
 static double CE_FN(sum_exp_shifted)(const CE_REAL *z, ptrdiff_t n, CE_REAL shift,
                                      int moderate)
 {
-    return CE_FN(sum_exp_loop)(z, NULL, n, shift, moderate, 0);
+    return CE_FN(sum_exp_loop)(z, NULL, n, shift, moderate, 0, NULL);
 }
 
 /* sum_c w_c * coef_c * (shift - z_c) and sum_c w_c * coef_c, with
@@ -430,7 +440,7 @@ static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
 {
     int moderate;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
-    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, moderate, 1));
+    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, moderate, 1, NULL));
     for (ptrdiff_t c = 0; c < n; c++)
         out[c] *= inv_sum;
 }
@@ -496,26 +506,26 @@ static void CE_FN(softmax_grad_pass)(const CE_REAL *z, const CE_REAL *y, const d
 
 /* The exp-sum pass of a softmax loss.  With a gradient buffer that is not
  * an input, the exps are stored in it (*stored = 1) for the gradient pass to
- * scale: one exp per entry instead of two. */
+ * scale: one exp per entry instead of two.  next: see sum_exp_loop. */
 static double CE_FN(sum_exp_for_grad)(const CE_REAL *z, const CE_REAL *y, CE_REAL *grad,
-                                      ptrdiff_t n, CE_REAL shift, int moderate, int *stored)
+                                      ptrdiff_t n, CE_REAL shift, int moderate, int *stored,
+                                      const CE_REAL *next)
 {
     *stored = grad != NULL && grad != z && grad != y;
-    if (*stored)
-        return CE_FN(sum_exp_loop)(z, grad, n, shift, moderate, 1);
-    return CE_FN(sum_exp_shifted)(z, n, shift, moderate);
+    return CE_FN(sum_exp_loop)(z, *stored ? grad : NULL, n, shift, moderate, *stored, next);
 }
 
 /* l = (1-eps)*w_t*(lse - z_t) + (eps/C)*sum_c w_c*(lse - z_c), with
- * lse - z_c = log(sum) + (shift - z_c), both terms >= 0. */
-static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t target,
-                                                const double *class_weight, double label_smoothing,
-                                                CE_REAL *grad, double grad_scale)
+ * lse - z_c = log(sum) + (shift - z_c), both terms >= 0.  next: the row
+ * to be computed after this one, or NULL (see sum_exp_loop). */
+CE_INLINE CE_REAL CE_FN(xent_index_row)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t target,
+                                        const double *class_weight, double label_smoothing,
+                                        CE_REAL *grad, double grad_scale, const CE_REAL *next)
 {
     double eps = label_smoothing, w_t = class_weight ? class_weight[target] : 1.0;
     int moderate, stored;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
-    double sum = CE_FN(sum_exp_for_grad)(z, NULL, grad, n, shift, moderate, &stored);
+    double sum = CE_FN(sum_exp_for_grad)(z, NULL, grad, n, shift, moderate, &stored, next);
     double log_sum = ce_math_log_f64(sum);
     double loss = (1 - eps) * w_t * (log_sum + CE_FN(gap)(z[target], shift));
     double weight_total = 0;
@@ -534,6 +544,14 @@ static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, p
                        - (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n));
     }
     return (CE_REAL)loss;
+}
+
+static CE_REAL CE_FN(ce_softmax_xent_index_row)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t target,
+                                                const double *class_weight, double label_smoothing,
+                                                CE_REAL *grad, double grad_scale)
+{
+    return CE_FN(xent_index_row)(z, n, target, class_weight, label_smoothing, grad, grad_scale,
+                                 NULL);
 }
 
 /* ---- short and medium rows, several at a time --------------------------- */
@@ -798,9 +816,9 @@ static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t
                                                                grad_scale[k]);
         }
     for (ptrdiff_t k = first; k < rows; k++)
-        loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
-                                                   label_smoothing, grad ? grad[k] : NULL,
-                                                   grad_scale[k]);
+        loss[k] = CE_FN(xent_index_row)(z[k], n, target[k], class_weight, label_smoothing,
+                                        grad ? grad[k] : NULL, grad_scale[k],
+                                        k + 1 < rows ? z[k + 1] : NULL);
 }
 
 /* y'_c = y_c(1-eps) + eps/C;  l = sum_c w_c y'_c (lse - z_c);
@@ -812,7 +830,7 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
     double keep = 1 - label_smoothing, spread = label_smoothing / (double)n;
     int moderate, stored;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
-    double sum = CE_FN(sum_exp_for_grad)(z, y, grad, n, shift, moderate, &stored);
+    double sum = CE_FN(sum_exp_for_grad)(z, y, grad, n, shift, moderate, &stored, NULL);
     double log_sum = ce_math_log_f64(sum);
     double weight_total;
     double gap = CE_FN(weighted_gap_sum)(z, y, class_weight, keep, spread, n, shift,
