@@ -95,6 +95,18 @@ void ce_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
 void ce_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
 void ce_log_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
 void ce_log_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
+/* The same for `rows` rows at once: row k is z[k] (-> out[k], which may be
+ * z[k]; logsumexp -> value[k]), the bits of the row function; short and
+ * medium rows are computed several per vector. */
+void ce_softmax_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *const *out);
+void ce_softmax_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
+                         double *const *out);
+void ce_log_softmax_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n,
+                             float *const *out);
+void ce_log_softmax_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
+                             double *const *out);
+void ce_logsumexp_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *value);
+void ce_logsumexp_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n, double *value);
 
 /* Multiclass losses of one row.  class_weight may be NULL (= all ones); it is
  * float64 for both dtypes.  Return the class-weighted loss of the row (NOT

@@ -156,6 +156,10 @@ CE_INLINE void CE_VARIANT_NAME(ce_transpose_tile_f64)(const double *const *in,
 #define CE_GROUP_MAX_CLASSES_WITH_GRAD 48
 #endif
 
+/* What a group of softmax rows computes (crossent_rows_typed.h,
+ * activation_group). */
+enum { CE_GROUP_SOFTMAX, CE_GROUP_LOG_SOFTMAX, CE_GROUP_LOGSUMEXP };
+
 /* Sum of the lanes by a fixed pairwise tree. */
 static inline double CE_VARIANT_NAME(ce_lanes_total)(double *acc)
 {

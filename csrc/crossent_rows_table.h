@@ -118,6 +118,24 @@ extern "C" {
         const double *class_weight, double label_smoothing, double *const *grad,          \
         const double *grad_scale, double *loss),                                          \
        (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))       \
+    XV(ce_softmax_rows_f32,                                                               \
+       (const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *const *out),           \
+       (z, rows, n, out))                                                                 \
+    XV(ce_softmax_rows_f64,                                                               \
+       (const double *const *z, ptrdiff_t rows, ptrdiff_t n, double *const *out),         \
+       (z, rows, n, out))                                                                 \
+    XV(ce_log_softmax_rows_f32,                                                           \
+       (const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *const *out),           \
+       (z, rows, n, out))                                                                 \
+    XV(ce_log_softmax_rows_f64,                                                           \
+       (const double *const *z, ptrdiff_t rows, ptrdiff_t n, double *const *out),         \
+       (z, rows, n, out))                                                                 \
+    XV(ce_logsumexp_rows_f32,                                                             \
+       (const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *value),                \
+       (z, rows, n, value))                                                               \
+    XV(ce_logsumexp_rows_f64,                                                             \
+       (const double *const *z, ptrdiff_t rows, ptrdiff_t n, double *value),              \
+       (z, rows, n, value))                                                               \
     XV(ce_softmax_row_f32, (const float *z, float *out, ptrdiff_t n), (z, out, n))        \
     XV(ce_softmax_row_f64, (const double *z, double *out, ptrdiff_t n), (z, out, n))      \
     XV(ce_log_softmax_row_f32, (const float *z, float *out, ptrdiff_t n), (z, out, n))    \

@@ -615,25 +615,25 @@ CE_INLINE void CE_FN(transpose_out)(CE_REAL *const *rows, ptrdiff_t count, const
 }
 #endif
 
-/* ce_softmax_xent_index_row's steps for a group of up to CE_ROW_GROUP rows
- * of n classes without label smoothing, transposed into zt (n rows of
- * CE_ROW_GROUP): lane k of every vector is row k, so the row's max and sum
- * -- horizontal, latency-bound work for one short row -- become vertical
- * operations over the group.  Each row goes through the very operations of
- * the row function in the same order (entry c goes to lane c % CE_LANES,
- * then the same pairwise trees), so the bits are the same.  Rows whose max
- * is not finite are left to the row function (*special = 1 for each). */
-CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
-                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
-                                       const ptrdiff_t *target, const double *class_weight,
-                                       CE_REAL *const *grad, const double *grad_scale,
-                                       CE_REAL *loss, int *special)
+/* The first steps of the softmax row functions (row_shift, then
+ * sum_exp_loop) for a group of up to CE_ROW_GROUP rows of n entries,
+ * transposed into zt (n rows of CE_ROW_GROUP): lane k of every vector is
+ * row k, so the row's max and sum -- horizontal, latency-bound work for one
+ * short row -- become vertical operations over the group.  Each row goes
+ * through the very operations of the row functions in the same order
+ * (entry c goes to lane c % CE_LANES, then the same pairwise trees), so the
+ * bits are the same.  Leaves the exps in zt, and per row its shift and
+ * float64 sum of exps.  Rows whose max is not finite are left to the row
+ * function (special[k] = 1 for each; their results here are garbage). */
+CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
+                                     const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                     CE_REAL *shift, double *sum, int *special)
 {
     /* n <= zt_rows (the caller's promise), stated so that the compiler
      * drops the loops over c >= CE_LANES from the short rows' copy. */
     n = n < zt_rows ? n : zt_rows;
     enum { G = CE_ROW_GROUP };
-    CE_REAL m[CE_LANES][G], nan[CE_LANES][G], shift[G];
+    CE_REAL m[CE_LANES][G], nan[CE_LANES][G];
     ptrdiff_t lanes = n < CE_LANES ? n : CE_LANES;
     double acc[CE_LANES][G];
     /* Lanes k >= count repeat row 0: computed, never stored. */
@@ -705,6 +705,23 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
         for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++)
                 acc[j][k] += acc[j + width][k];
+    for (int k = 0; k < G; k++)
+        sum[k] = acc[0][k];
+}
+
+/* ce_softmax_xent_index_row for a group of rows without label smoothing
+ * (see group_exp_sums). */
+CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
+                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                       const ptrdiff_t *target, const double *class_weight,
+                                       CE_REAL *const *grad, const double *grad_scale,
+                                       CE_REAL *loss, int *special)
+{
+    n = n < zt_rows ? n : zt_rows;
+    enum { G = CE_ROW_GROUP };
+    CE_REAL shift[G];
+    double sum[G];
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, n, shift, sum, special);
     /* The per-row scalars, vectorised over the group: the row function's
      * expressions with label_smoothing = 0 written out. */
     double w_t[G], grad_scale_k[G];
@@ -718,10 +735,10 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
         z_t[k] = z[row][t[k]];
     }
     for (int k = 0; k < G; k++) {
-        double log_sum = ce_math_log_f64(acc[0][k]), eps = 0.0;
+        double log_sum = ce_math_log_f64(sum[k]), eps = 0.0;
         double a = (1 - eps) * w_t[k] + eps / (double)n * 0.0;
         row_loss[k] = (CE_REAL)((1 - eps) * w_t[k] * (log_sum + CE_FN(gap)(z_t[k], shift[k])));
-        scale_e[k] = (CE_REAL)(grad_scale_k[k] * a / acc[0][k]);
+        scale_e[k] = (CE_REAL)(grad_scale_k[k] * a / sum[k]);
         scale_w[k] = (CE_REAL)(grad_scale_k[k] * eps / (double)n);
         target_term[k] = (CE_REAL)(grad_scale_k[k] * w_t[k] * (1 - eps + eps / (double)n));
     }
@@ -782,6 +799,134 @@ static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t co
     CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
     CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, target, class_weight, grad,
                             grad_scale, loss, special);
+}
+
+/* ce_softmax_row, ce_log_softmax_row or ce_row_logsumexp (kind, a
+ * CE_GROUP_KIND) for a group of rows (see group_exp_sums): the row
+ * functions' last steps written out, vectorised over the group;
+ * logsumexp: value[k] = row k's. */
+CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
+                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                       int kind, CE_REAL *const *out, CE_REAL *value,
+                                       int *special)
+{
+    n = n < zt_rows ? n : zt_rows;
+    enum { G = CE_ROW_GROUP };
+    CE_REAL shift[G];
+    double sum[G];
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, n, shift, sum, special);
+    if (kind == CE_GROUP_LOGSUMEXP) {
+        for (ptrdiff_t k = 0; k < count; k++)
+            value[k] = (CE_REAL)((double)shift[k] + ce_math_log_f64(sum[k]));
+        return;
+    }
+    if (kind == CE_GROUP_LOG_SOFTMAX) {
+        /* Row by row from the input, which out may be (entry by entry). */
+        double log_sum[G];
+        for (int k = 0; k < G; k++)
+            log_sum[k] = ce_math_log_f64(sum[k]);
+        for (ptrdiff_t k = 0; k < count; k++)
+            for (ptrdiff_t c = 0; !special[k] && c < n; c++)
+                out[k][c] = (CE_REAL)(-CE_FN(gap)(z[k][c], shift[k]) - log_sum[k]);
+        return;
+    }
+    CE_REAL inv_sum[G];
+    for (int k = 0; k < G; k++)
+        inv_sum[k] = (CE_REAL)(1.0 / sum[k]);
+#if CE_TILE_SHUFFLES
+    if (zt_rows > CE_LANES) {
+        /* Medium rows: scaled in zt, out by tiles (see xent_index_group). */
+        for (ptrdiff_t c = 0; c < n; c++) {
+            CE_NO_UNROLL
+            for (int k = 0; k < G; k++)
+                zt[c][k] *= inv_sum[k];
+        }
+        CE_FN(transpose_out)(out, count, special, zt, n);
+        return;
+    }
+#endif
+    for (ptrdiff_t k = 0; k < count; k++)
+        for (ptrdiff_t c = 0; !special[k] && c < n; c++)
+            out[k][c] = zt[c][k] * inv_sum[k];
+}
+
+/* activation_group with its transposed rows on the stack, sized for short
+ * or medium rows (see xent_index_group_short). */
+static void CE_FN(activation_group_short)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                          int kind, CE_REAL *const *out, CE_REAL *value,
+                                          int *special)
+{
+    CE_REAL zt[CE_LANES][CE_ROW_GROUP];
+    CE_FN(activation_group)(zt, CE_LANES, z, count, n, kind, out, value, special);
+}
+
+static void CE_FN(activation_group_medium)(const CE_REAL *const *z, ptrdiff_t count,
+                                           ptrdiff_t n, int kind, CE_REAL *const *out,
+                                           CE_REAL *value, int *special)
+{
+    CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
+    CE_FN(activation_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, kind, out, value, special);
+}
+
+/* The row function of kind for row k. */
+static void CE_FN(activation_row)(const CE_REAL *z, ptrdiff_t n, int kind, CE_REAL *out,
+                                  CE_REAL *value)
+{
+    if (kind == CE_GROUP_SOFTMAX)
+        CE_FN(ce_softmax_row)(z, out, n);
+    else if (kind == CE_GROUP_LOG_SOFTMAX)
+        CE_FN(ce_log_softmax_row)(z, out, n);
+    else
+        *value = CE_FN(ce_row_logsumexp)(z, n);
+}
+
+/* The row function of kind for each of `rows` rows, the same bits; groups
+ * of rows through activation_group where it is the faster way (the limits
+ * of the softmax loss: with the gradient for rows written out, without for
+ * logsumexp). */
+static void CE_FN(activation_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                   int kind, CE_REAL *const *out, CE_REAL *value)
+{
+    ptrdiff_t first = 0;
+    int grouped = n >= 1 && n <= (kind == CE_GROUP_LOGSUMEXP ? CE_GROUP_MAX_CLASSES
+                                                              : CE_GROUP_MAX_CLASSES_WITH_GRAD);
+    if (grouped)
+        for (; first < rows; first += CE_ROW_GROUP) {
+            ptrdiff_t count = rows - first < CE_ROW_GROUP ? rows - first : CE_ROW_GROUP;
+            int special[CE_ROW_GROUP];
+            CE_REAL *const *group_out = out ? out + first : NULL;
+            CE_REAL *group_value = value ? value + first : NULL;
+            if (n <= CE_LANES)
+                CE_FN(activation_group_short)(z + first, count, n, kind, group_out, group_value,
+                                              special);
+            else
+                CE_FN(activation_group_medium)(z + first, count, n, kind, group_out,
+                                               group_value, special);
+            for (ptrdiff_t k = first; k < first + count; k++)
+                if (special[k - first])
+                    CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL,
+                                          value ? value + k : NULL);
+        }
+    for (ptrdiff_t k = first; k < rows; k++)
+        CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL, value ? value + k : NULL);
+}
+
+static void CE_FN(ce_softmax_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                   CE_REAL *const *out)
+{
+    CE_FN(activation_rows)(z, rows, n, CE_GROUP_SOFTMAX, out, NULL);
+}
+
+static void CE_FN(ce_log_softmax_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                       CE_REAL *const *out)
+{
+    CE_FN(activation_rows)(z, rows, n, CE_GROUP_LOG_SOFTMAX, out, NULL);
+}
+
+static void CE_FN(ce_logsumexp_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                     CE_REAL *value)
+{
+    CE_FN(activation_rows)(z, rows, n, CE_GROUP_LOGSUMEXP, NULL, value);
 }
 
 /* The loss of each row (and its gradient) as ce_softmax_xent_index_row
@@ -901,11 +1046,15 @@ static void CE_FN(categorical_grad_pass)(const CE_REAL *p, const CE_REAL *y, con
 }
 
 /* SPEC 1.7: a NaN anywhere in a row makes its loss NaN, also where the
- * formula reads the target's entry only. */
+ * formula reads the target's entry only.  One vectorised pass of compares
+ * (the row max's lane tree made this test 4x the cost of a short row's
+ * NLL, measured). */
 static int CE_FN(row_has_nan)(const CE_REAL *x, ptrdiff_t n)
 {
-    double m = CE_FN(ce_row_max)(x, n);
-    return m != m;
+    int nan = 0;
+    for (ptrdiff_t c = 0; c < n; c++)
+        nan |= x[c] != x[c];
+    return nan;
 }
 
 static CE_REAL CE_FN(ce_categorical_xent_index_row)(const CE_REAL *p, ptrdiff_t n,

@@ -640,18 +640,20 @@ cdef void _xent_index_tile(const RowCtx *c, const Py_ssize_t *row_a, const Py_ss
             (<floating *>_at2(&c.out2, row_a[i], row_b[i]))[0] = losses[i]
 
 
-cdef inline bint _plain_xent_index_rows(const RowCtx *c) noexcept nogil:
-    """softmax_xent_index rows that _plain_xent_index_block can take: one
+cdef inline bint _plain_index_rows(const RowCtx *c) noexcept nogil:
+    """Rows with class-index targets that _plain_index_block can take: one
     leading index, rows used in place, no sample weights, no per-row losses."""
-    return (c.kind == ROW_SOFTMAX_XENT_INDEX and c.x.shape[0] == 1 and c.stage_x < 0
+    return (_is_index_kind(c.kind) and c.x.shape[0] == 1 and c.stage_x < 0
             and c.stage_out < 0 and c.sample_weight.data == NULL and c.out2.data == NULL)
 
 
-cdef void _plain_xent_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_rows,
-                                  floating *losses) noexcept nogil:
-    """_xent_index_tile for the rows of _plain_xent_index_rows: the same call
-    of the batched row function, its operands found by plain strides (a
-    weight of 1 leaves a row's loss as it is)."""
+cdef void _plain_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_rows,
+                             floating *losses) noexcept nogil:
+    """_one_row (softmax_xent_index: _xent_index_tile) for the rows of
+    _plain_index_rows, their operands found by plain strides: the same row
+    functions (softmax_xent_index: one call of the batched one) on the same
+    operands, a weight of 1 leaving a row's loss and gradient scale as they
+    are."""
     cdef Py_ssize_t n = c.n_classes, i, j, kept = 0, t
     cdef const char *x = c.x.data + first * c.x.strides[1]
     cdef char *out = c.out3.data + first * c.out3.strides[1] if c.out3.data != NULL else NULL
@@ -673,12 +675,16 @@ cdef void _plain_xent_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t 
                 memset(out + i * c.out3.strides[1], 0, n * sizeof(floating))
             continue
         x_rows[kept] = <const floating *>(x + i * c.x.strides[1])
-        if out != NULL:
-            out_rows[kept] = <floating *>(out + i * c.out3.strides[1])
+        out_rows[kept] = <floating *>(out + i * c.out3.strides[1]) if out != NULL else NULL
         targets[kept] = t
         scales[kept] = c.grad_scale
         kept_rows[kept] = i
         kept += 1
+    if c.kind != ROW_SOFTMAX_XENT_INDEX:
+        for j in range(kept):
+            losses[kept_rows[j]] = _row_loss(c, x_rows[j], NULL, targets[j], out_rows[j],
+                                             c.grad_scale)
+        return
     if floating is float:
         ce_softmax_xent_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
                                        c.label_smoothing, out_rows if out != NULL else NULL,
@@ -689,6 +695,44 @@ cdef void _plain_xent_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t 
                                        scales, row_losses)
     for j in range(kept):
         losses[kept_rows[j]] = row_losses[j]
+
+
+cdef inline bint _plain_activation_rows(const RowCtx *c) noexcept nogil:
+    """softmax, log_softmax or logsumexp rows that _plain_activation_block
+    can take: one leading index, rows used in place."""
+    return (not _has_loss(c.kind) and c.x.shape[0] == 1 and c.stage_x < 0
+            and c.stage_out < 0)
+
+
+cdef void _plain_activation_block(const RowCtx *c, Py_ssize_t first,
+                                  Py_ssize_t n_rows, floating zero) noexcept nogil:
+    """_one_row over the rows of _plain_activation_rows: one call of the
+    batched row function, the same bits.  (zero only selects the dtype.)"""
+    cdef Py_ssize_t n = c.n_classes, i
+    cdef const floating *x_rows[CE_BLOCK_ROWS]
+    cdef floating *out_rows[CE_BLOCK_ROWS]
+    cdef floating values[CE_BLOCK_ROWS]
+    for i in range(n_rows):
+        x_rows[i] = <const floating *>(c.x.data + (first + i) * c.x.strides[1])
+    if c.kind == ROW_LOGSUMEXP:
+        if floating is float:
+            ce_logsumexp_rows_f32(x_rows, n_rows, n, values)
+        else:
+            ce_logsumexp_rows_f64(x_rows, n_rows, n, values)
+        for i in range(n_rows):
+            (<floating *>(c.out2.data + (first + i) * c.out2.strides[1]))[0] = values[i]
+        return
+    for i in range(n_rows):
+        out_rows[i] = <floating *>(c.out3.data + (first + i) * c.out3.strides[1])
+    if c.kind == ROW_SOFTMAX:
+        if floating is float:
+            ce_softmax_rows_f32(x_rows, n_rows, n, out_rows)
+        else:
+            ce_softmax_rows_f64(x_rows, n_rows, n, out_rows)
+    elif floating is float:
+        ce_log_softmax_rows_f32(x_rows, n_rows, n, out_rows)
+    else:
+        ce_log_softmax_rows_f64(x_rows, n_rows, n, out_rows)
 
 
 cdef void _staged_rows(const RowCtx *c, Py_ssize_t first, Py_ssize_t n, floating *scratch,
@@ -733,8 +777,10 @@ cdef void _row_block(const RowCtx *c, Py_ssize_t block, floating *scratch,
     cdef Py_ssize_t first = block * CE_BLOCK_ROWS
     cdef Py_ssize_t n = _min(CE_BLOCK_ROWS, c.n_rows - first)
     cdef floating losses[CE_BLOCK_ROWS]
-    if _plain_xent_index_rows(c):
-        _plain_xent_index_block(c, first, n, losses)
+    if _plain_index_rows(c):
+        _plain_index_block(c, first, n, losses)
+    elif _plain_activation_rows(c):
+        _plain_activation_block(c, first, n, <floating>0)
     else:
         _staged_rows(c, first, n, scratch, losses)
     block_sum[0] = 0.0

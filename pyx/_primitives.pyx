@@ -68,6 +68,12 @@ cdef extern from "crossent_rows_table.h" nogil:
         void (*ce_mse_block_f64)(const double *, const double *, const double *, const double *, double *, double *, double, ptrdiff_t)
         void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
         void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
+        void (*ce_softmax_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float **)
+        void (*ce_softmax_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, double **)
+        void (*ce_log_softmax_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float **)
+        void (*ce_log_softmax_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, double **)
+        void (*ce_logsumexp_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float *)
+        void (*ce_logsumexp_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, double *)
         block32 ce_softmax_row_f32
         block64 ce_softmax_row_f64
         block32 ce_log_softmax_row_f32
@@ -352,3 +358,51 @@ def softmax_xent_index_rows(variant, x, target, class_weight=None, label_smoothi
     free(x_rows)
     free(g_rows)
     return losses, grad
+
+
+def activation_rows(variant, name, x, in_place=False):
+    """The rows of a 2-D x through the batched row function 'softmax_rows',
+    'log_softmax_rows' (-> 2-D, written over a copy of x when in_place) or
+    'logsumexp_rows' (-> 1-D, one per row)."""
+    cdef const ce_rows_table *t = _table(variant)
+    cdef cnp.ndarray xa = _real(x)
+    if xa.ndim != 2:
+        raise ValueError("x must be 2-D")
+    if name not in ("softmax_rows", "log_softmax_rows", "logsumexp_rows"):
+        raise ValueError(f"unknown batched row function {name!r}")
+    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1], k
+    if in_place:
+        xa = xa.copy()
+    out = xa if in_place else np.empty_like(xa)
+    values = np.empty(rows, xa.dtype)
+    cdef void **x_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
+    cdef void **o_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
+    if x_rows == NULL or o_rows == NULL:
+        free(x_rows)
+        free(o_rows)
+        raise MemoryError()
+    cdef char *X = <char *>_ptr(xa)
+    cdef char *O = <char *>_ptr(out)
+    cdef void *V = _ptr(values)
+    cdef Py_ssize_t row_bytes = n * cnp.PyArray_ITEMSIZE(xa)
+    for k in range(rows):
+        x_rows[k] = X + k * row_bytes
+        o_rows[k] = O + k * row_bytes
+    cdef bint is32 = _is32(xa)
+    if name == "softmax_rows":
+        if is32:
+            t.ce_softmax_rows_f32(<const float **>x_rows, rows, n, <float **>o_rows)
+        else:
+            t.ce_softmax_rows_f64(<const double **>x_rows, rows, n, <double **>o_rows)
+    elif name == "log_softmax_rows":
+        if is32:
+            t.ce_log_softmax_rows_f32(<const float **>x_rows, rows, n, <float **>o_rows)
+        else:
+            t.ce_log_softmax_rows_f64(<const double **>x_rows, rows, n, <double **>o_rows)
+    elif is32:
+        t.ce_logsumexp_rows_f32(<const float **>x_rows, rows, n, <float *>V)
+    else:
+        t.ce_logsumexp_rows_f64(<const double **>x_rows, rows, n, <double *>V)
+    free(x_rows)
+    free(o_rows)
+    return values if name == "logsumexp_rows" else out

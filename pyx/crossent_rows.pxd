@@ -60,6 +60,12 @@ cdef extern from "crossent_rows.h" nogil:
     void ce_softmax_row_f64(const double *z, double *out, ptrdiff_t n)
     void ce_log_softmax_row_f32(const float *z, float *out, ptrdiff_t n)
     void ce_log_softmax_row_f64(const double *z, double *out, ptrdiff_t n)
+    void ce_softmax_rows_f32(const float **z, ptrdiff_t rows, ptrdiff_t n, float **out)
+    void ce_softmax_rows_f64(const double **z, ptrdiff_t rows, ptrdiff_t n, double **out)
+    void ce_log_softmax_rows_f32(const float **z, ptrdiff_t rows, ptrdiff_t n, float **out)
+    void ce_log_softmax_rows_f64(const double **z, ptrdiff_t rows, ptrdiff_t n, double **out)
+    void ce_logsumexp_rows_f32(const float **z, ptrdiff_t rows, ptrdiff_t n, float *value)
+    void ce_logsumexp_rows_f64(const double **z, ptrdiff_t rows, ptrdiff_t n, double *value)
 
     float ce_softmax_xent_index_row_f32(const float *z, ptrdiff_t n, ptrdiff_t target,
                                         const double *class_weight, double label_smoothing,

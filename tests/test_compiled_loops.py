@@ -401,37 +401,51 @@ def test_first_bad_index_in_long_runs_of_targets(kernels, int_dtype):
 
 @pytest.mark.parametrize("int_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("options", [{}, {"smoothing": 0.1}, {"class_weight": True}])
 @pytest.mark.parametrize("n_classes", [10, 100, 1000])
-def test_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels, int_dtype, dtype, options,
-                                                             n_classes):
-    """softmax_xent_index over (1, N, C) rows without per-row weights or
-    losses reads its rows by plain strides (the Cython loops' short way);
-    the same rows as (N, 1, C) go the general way: the same bits, ignored
-    rows included, with and without the gradient, and the reference's
-    answer."""
+@pytest.mark.parametrize("name,options", [
+    pytest.param(name, options, id=f"{name}-{'-'.join(options) or 'plain'}")
+    for name in INDEX_LOSSES
+    for options in [{}, {"smoothing": 0.1}, {"class_weight": True}]
+    if not (name == "nll_index" and "smoothing" in options)])  # nll_loss has no smoothing
+def test_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels, name, int_dtype, dtype,
+                                                             options, n_classes):
+    """An index loss over (1, N, C) rows without per-row weights or losses
+    reads its rows by plain strides (the Cython loops' short way); the same
+    rows as (N, 1, C) go the general way: the same bits, ignored rows and a
+    row with a NaN included, with and without the gradient, and the
+    reference's answer."""
     rng = np.random.default_rng(3)
     rows = 3 * 64 + 5
-    z = random_values((rows, n_classes), dtype, "logits", rng)
+    kind = "simplex" if name == "categorical_xent_index" else "logits"
+    z = random_values((rows, n_classes), dtype, kind, rng)
+    z[100, n_classes // 2] = np.nan
     target = rng.integers(0, n_classes, rows).astype(int_dtype)
     target[rng.random(rows) < 0.2] = IGNORE
     target[64:70] = IGNORE
+    target[100] = 0
     class_weight = (random_values((n_classes,), np.float64, "positive", rng)
                     if options.get("class_weight") else None)
-    smoothing = options.get("smoothing", 0.0)
+    smoothing = () if name == "nll_index" else (options.get("smoothing", 0.0),)
+
+    def run(module, z3, target2, grad, n_threads):
+        return getattr(module, name)(z3, target2, class_weight, None, IGNORE, *smoothing, None,
+                                     grad, 0.25, n_threads, 0.0)
+
     for with_grad in [True, False]:
         results = []
         for shape in [(1, rows), (rows, 1)]:
             grad = np.full(shape + (n_classes,), np.nan, dtype) if with_grad else None
-            total = kernels.softmax_xent_index(z.reshape(shape + (n_classes,)),
-                                               target.reshape(shape), class_weight, None, IGNORE,
-                                               smoothing, None, grad, 0.25, 2, 0.0)
+            total = run(kernels, z.reshape(shape + (n_classes,)), target.reshape(shape), grad, 2)
             results.append((total, None if grad is None else grad.reshape(rows, n_classes)))
         (plain, plain_grad), (general, general_grad) = results
+        assert np.isnan(plain) and np.isnan(general)  # row 100's NaN
+        # without the NaN row: the bits of the general way and the reference's sum
+        keep = target.copy()
+        keep[100] = IGNORE
+        plain = run(kernels, z.reshape(1, rows, n_classes), keep.reshape(1, rows), None, 2)
+        general = run(kernels, z.reshape(rows, 1, n_classes), keep.reshape(rows, 1), None, 2)
         assert plain == general
-        expected = reference.softmax_xent_index(
-            z.reshape(1, rows, n_classes), target.reshape(1, rows), class_weight, None, IGNORE,
-            smoothing, None, None, 0.25, 1, 0.0)
+        expected = run(reference, z.reshape(1, rows, n_classes), keep.reshape(1, rows), None, 1)
         assert plain == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
         if with_grad:
             np.testing.assert_array_equal(plain_grad, general_grad)

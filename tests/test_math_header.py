@@ -344,6 +344,31 @@ def test_batched_index_rows_give_the_row_function_bits(variant, dtype, n):
                 assert none is None and no_grad_losses.tobytes() == losses.tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [1, 2, 10, 16, 17, 48, 49, 104, 105, 128, 129, 160, 161, 300])
+def test_batched_activation_rows_give_the_row_function_bits(variant, dtype, n):
+    """ce_softmax_rows, ce_log_softmax_rows (also in place) and
+    ce_logsumexp_rows (short and medium rows several per vector) against one
+    call of the row function per row: bit for bit, for every group size
+    (tails included) and awkward rows (+-inf, NaN, all -inf)."""
+    rng = rng_for("batched-activations", variant, dtype, n)
+    for n_rows in (1, 15, 16, 17, 50):
+        z = awkward_rows(rng, n_rows, n, dtype)
+        for name in ("softmax", "log_softmax"):
+            batched = P.activation_rows(variant, f"{name}_rows", z)
+            in_place = P.activation_rows(variant, f"{name}_rows", z, in_place=True)
+            for r in range(n_rows):
+                row = z[r].copy()
+                P.block(variant, f"{name}_row", row, out=row)
+                assert batched[r].tobytes() == row.tobytes(), (name, n_rows, r)
+                assert in_place[r].tobytes() == row.tobytes(), (name, n_rows, r)
+        values = P.activation_rows(variant, "logsumexp_rows", z)
+        for r in range(n_rows):
+            expected = P.reduce(variant, "row_logsumexp", z[r])
+            assert values[r].tobytes() == expected.tobytes(), (n_rows, r)
+
+
 def rows_at_the_moderate_edge(rng, n_rows, n, dtype):
     """Logit rows whose smallest shifted entry lies just inside the range of
     exp_moderate (-87.5 float32, -708 float64), some just outside: float32
