@@ -452,6 +452,38 @@ def test_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels, name, int_
             assert not np.any(plain_grad[target == IGNORE])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n_classes", [10, 100, 1000])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_activation_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels, name, dtype,
+                                                                        n_classes):
+    """softmax, log_softmax and logsumexp over (1, N, C) rows go through the
+    batched row functions in the Cython loops; as (N, 1, C) rows, one row at
+    a time: the same bits, on 1 thread and 2, in place too."""
+    rng = np.random.default_rng(4)
+    rows = 3 * 64 + 5
+    z = random_values((rows, n_classes), dtype, "logits", rng)
+    z[7, 3] = np.nan
+    z[8] = -np.inf
+    z[9, 1] = np.inf
+    results = []
+    for shape, n_threads in [((1, rows), 1), ((1, rows), 2), ((rows, 1), 2)]:
+        out = np.full(shape if name == "logsumexp" else shape + (n_classes,), np.nan, dtype)
+        getattr(kernels, name)(z.reshape(shape + (n_classes,)), out, n_threads)
+        results.append(out.reshape(rows, -1))
+    for other in results[1:]:
+        assert other.tobytes() == results[0].tobytes()
+    if name != "logsumexp":
+        in_place = z.copy().reshape(1, rows, n_classes)
+        getattr(kernels, name)(in_place, in_place, 2)
+        assert in_place.reshape(rows, n_classes).tobytes() == results[0].tobytes()
+    expected = np.empty((1, rows) if name == "logsumexp" else (1, rows, n_classes), dtype)
+    with np.errstate(invalid="ignore"):
+        getattr(reference, name)(z.reshape(1, rows, n_classes), expected, 1)
+    np.testing.assert_allclose(results[0], expected.reshape(rows, -1),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30)
+
+
 def test_info_and_simd_selection(kernels):
     info = kernels.info()
     assert set(info) >= {"simd", "simd_available", "openmp", "build_flags", "max_threads"}
