@@ -155,6 +155,13 @@ float ce_nll_index_row_f32(const float *x, ptrdiff_t n, ptrdiff_t target,
                            const double *class_weight, float *grad, double grad_scale);
 double ce_nll_index_row_f64(const double *x, ptrdiff_t n, ptrdiff_t target,
                             const double *class_weight, double *grad, double grad_scale);
+/* The same for `rows` rows at once (as ce_softmax_xent_index_rows). */
+void ce_nll_index_rows_f32(const float *const *x, ptrdiff_t rows, ptrdiff_t n,
+                           const ptrdiff_t *target, const double *class_weight,
+                           float *const *grad, const double *grad_scale, float *loss);
+void ce_nll_index_rows_f64(const double *const *x, ptrdiff_t rows, ptrdiff_t n,
+                           const ptrdiff_t *target, const double *class_weight,
+                           double *const *grad, const double *grad_scale, double *loss);
 
 #ifdef __cplusplus
 }

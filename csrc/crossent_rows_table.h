@@ -118,6 +118,16 @@ extern "C" {
         const double *class_weight, double label_smoothing, double *const *grad,          \
         const double *grad_scale, double *loss),                                          \
        (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))       \
+    XV(ce_nll_index_rows_f32,                                                             \
+       (const float *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,      \
+        const double *class_weight, float *const *grad, const double *grad_scale,         \
+        float *loss),                                                                     \
+       (x, rows, n, target, class_weight, grad, grad_scale, loss))                        \
+    XV(ce_nll_index_rows_f64,                                                             \
+       (const double *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,    \
+        const double *class_weight, double *const *grad, const double *grad_scale,        \
+        double *loss),                                                                    \
+       (x, rows, n, target, class_weight, grad, grad_scale, loss))                        \
     XV(ce_softmax_rows_f32,                                                               \
        (const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *const *out),           \
        (z, rows, n, out))                                                                 \

@@ -1104,6 +1104,32 @@ static CE_REAL CE_FN(ce_nll_index_row)(const CE_REAL *x, ptrdiff_t n, ptrdiff_t 
     return CE_FN(row_has_nan)(x, n) ? (CE_REAL)NAN : (CE_REAL)(-w_t * (double)x[target]);
 }
 
+/* ce_nll_index_row for `rows` rows, the same bits: the gradient rows that
+ * follow each other in memory are zeroed by one memset per run (a short
+ * row's own memset call cost more than the rest of its NLL, measured). */
+static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n,
+                                     const ptrdiff_t *target, const double *class_weight,
+                                     CE_REAL *const *grad, const double *grad_scale,
+                                     CE_REAL *loss)
+{
+    ptrdiff_t first = 0;
+    while (first < rows) {
+        ptrdiff_t end = first + 1;
+        while (grad && end < rows && grad[end] == grad[end - 1] + n)
+            end++;
+        if (grad)
+            memset(grad[first], 0, (size_t)(end - first) * (size_t)n * sizeof(CE_REAL));
+        for (ptrdiff_t k = first; k < end; k++) {
+            double w_t = class_weight ? class_weight[target[k]] : 1.0;
+            if (grad)
+                grad[k][target[k]] = (CE_REAL)(0.0 - grad_scale[k] * w_t);
+            loss[k] = CE_FN(row_has_nan)(x[k], n) ? (CE_REAL)NAN
+                                                   : (CE_REAL)(-w_t * (double)x[k][target[k]]);
+        }
+        first = end;
+    }
+}
+
 /* ---- primitive blocks (tests and timing only) -------------------------- */
 
 static void CE_FN(ce_exp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)

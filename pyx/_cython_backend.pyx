@@ -680,12 +680,19 @@ cdef void _plain_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_row
         scales[kept] = c.grad_scale
         kept_rows[kept] = i
         kept += 1
-    if c.kind != ROW_SOFTMAX_XENT_INDEX:
+    if c.kind == ROW_CATEGORICAL_XENT_INDEX:
         for j in range(kept):
             losses[kept_rows[j]] = _row_loss(c, x_rows[j], NULL, targets[j], out_rows[j],
                                              c.grad_scale)
         return
-    if floating is float:
+    if c.kind == ROW_NLL_INDEX:
+        if floating is float:
+            ce_nll_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
+                                  out_rows if out != NULL else NULL, scales, row_losses)
+        else:
+            ce_nll_index_rows_f64(x_rows, kept, n, targets, c.class_weight,
+                                  out_rows if out != NULL else NULL, scales, row_losses)
+    elif floating is float:
         ce_softmax_xent_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
                                        c.label_smoothing, out_rows if out != NULL else NULL,
                                        scales, row_losses)

@@ -68,6 +68,8 @@ cdef extern from "crossent_rows_table.h" nogil:
         void (*ce_mse_block_f64)(const double *, const double *, const double *, const double *, double *, double *, double, ptrdiff_t)
         void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
         void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
+        void (*ce_nll_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, float **, const double *, float *)
+        void (*ce_nll_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double **, const double *, double *)
         void (*ce_softmax_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float **)
         void (*ce_softmax_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, double **)
         void (*ce_log_softmax_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float **)
@@ -316,47 +318,63 @@ def multiclass_row(variant, name, x, target=None, y=None, class_weight=None,
     return xa.dtype.type(loss), grad
 
 
+cdef class _RowPointers:
+    """Pointers to rows of a C-contiguous 2-D array, as the batched row
+    functions take them: all its rows, or rows `which`; p is NULL for None."""
+    cdef void **p
+
+    def __cinit__(self, cnp.ndarray a, which=None):
+        self.p = NULL
+        if a is None:
+            return
+        which = range(a.shape[0]) if which is None else which
+        self.p = <void **>malloc(max(len(which), 1) * sizeof(void *))
+        if self.p == NULL:
+            raise MemoryError()
+        cdef char *base = <char *>_ptr(a)
+        cdef Py_ssize_t row_bytes = a.shape[1] * cnp.PyArray_ITEMSIZE(a), k
+        for k, row in enumerate(which):
+            self.p[k] = base + <Py_ssize_t>row * row_bytes
+
+    def __dealloc__(self):
+        free(self.p)
+
+
+def _index_rows_operands(x, target, grad_scale):
+    """(x, targets, grad scales) of a batched index-loss call, checked."""
+    cdef cnp.ndarray xa = _real(x)
+    if xa.ndim != 2:
+        raise ValueError("x must be 2-D")
+    rows, n = xa.shape[0], xa.shape[1]
+    ta = np.ascontiguousarray(target, dtype=np.intp)
+    if ta.ndim != 1 or ta.shape[0] != rows or np.any((ta < 0) | (ta >= n)):
+        raise ValueError(f"target must hold {rows} classes in [0, {n})")
+    gs = np.ascontiguousarray(np.broadcast_to(1.0 if grad_scale is None else grad_scale,
+                                              (rows,)), dtype=np.float64)
+    return xa, ta, gs
+
+
 def softmax_xent_index_rows(variant, x, target, class_weight=None, label_smoothing=0.0,
                             grad_scale=None, with_grad=True):
     """(losses, grad or None) of the rows of a 2-D x through the batched row
     function; grad_scale: one per row (default 1)."""
     cdef const ce_rows_table *t = _table(variant)
-    cdef cnp.ndarray xa = _real(x)
-    if xa.ndim != 2:
-        raise ValueError("x must be 2-D")
-    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1], k
-    cdef cnp.ndarray ta = np.ascontiguousarray(target, dtype=np.intp)
-    if ta.ndim != 1 or ta.shape[0] != rows or np.any((ta < 0) | (ta >= n)):
-        raise ValueError(f"target must hold {rows} classes in [0, {n})")
-    cdef cnp.ndarray gs = np.ascontiguousarray(np.broadcast_to(
-        1.0 if grad_scale is None else grad_scale, (rows,)), dtype=np.float64)
+    xa, ta, gs = _index_rows_operands(x, target, grad_scale)
+    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1]
     cwa = _opt(class_weight, np.float64)
     losses = np.empty(rows, xa.dtype)
     grad = np.empty_like(xa) if with_grad else None
-    cdef void **x_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
-    cdef void **g_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
-    if x_rows == NULL or g_rows == NULL:
-        free(x_rows)
-        free(g_rows)
-        raise MemoryError()
-    cdef char *X = <char *>_ptr(xa)
-    cdef char *G = <char *>_ptr(grad)
-    cdef Py_ssize_t row_bytes = n * cnp.PyArray_ITEMSIZE(xa)
-    for k in range(rows):
-        x_rows[k] = X + k * row_bytes
-        g_rows[k] = G + k * row_bytes if G != NULL else NULL
+    cdef _RowPointers x_rows = _RowPointers(xa), g_rows = _RowPointers(grad)
     cdef const double *CW = <const double *>_ptr(cwa)
     cdef ptrdiff_t *T = <ptrdiff_t *>_ptr(ta)
     cdef const double *GS = <const double *>_ptr(gs)
     cdef void *L = _ptr(losses)
     if _is32(xa):
-        t.ce_softmax_xent_index_rows_f32(<const float **>x_rows, rows, n, T, CW, label_smoothing,
-                                         <float **>g_rows if G != NULL else NULL, GS, <float *>L)
+        t.ce_softmax_xent_index_rows_f32(<const float **>x_rows.p, rows, n, T, CW,
+                                         label_smoothing, <float **>g_rows.p, GS, <float *>L)
     else:
-        t.ce_softmax_xent_index_rows_f64(<const double **>x_rows, rows, n, T, CW, label_smoothing,
-                                         <double **>g_rows if G != NULL else NULL, GS, <double *>L)
-    free(x_rows)
-    free(g_rows)
+        t.ce_softmax_xent_index_rows_f64(<const double **>x_rows.p, rows, n, T, CW,
+                                         label_smoothing, <double **>g_rows.p, GS, <double *>L)
     return losses, grad
 
 
@@ -370,39 +388,56 @@ def activation_rows(variant, name, x, in_place=False):
         raise ValueError("x must be 2-D")
     if name not in ("softmax_rows", "log_softmax_rows", "logsumexp_rows"):
         raise ValueError(f"unknown batched row function {name!r}")
-    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1], k
+    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1]
     if in_place:
         xa = xa.copy()
     out = xa if in_place else np.empty_like(xa)
     values = np.empty(rows, xa.dtype)
-    cdef void **x_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
-    cdef void **o_rows = <void **>malloc(max(rows, 1) * sizeof(void *))
-    if x_rows == NULL or o_rows == NULL:
-        free(x_rows)
-        free(o_rows)
-        raise MemoryError()
-    cdef char *X = <char *>_ptr(xa)
-    cdef char *O = <char *>_ptr(out)
+    cdef _RowPointers x_rows = _RowPointers(xa), o_rows = _RowPointers(out)
     cdef void *V = _ptr(values)
-    cdef Py_ssize_t row_bytes = n * cnp.PyArray_ITEMSIZE(xa)
-    for k in range(rows):
-        x_rows[k] = X + k * row_bytes
-        o_rows[k] = O + k * row_bytes
     cdef bint is32 = _is32(xa)
     if name == "softmax_rows":
         if is32:
-            t.ce_softmax_rows_f32(<const float **>x_rows, rows, n, <float **>o_rows)
+            t.ce_softmax_rows_f32(<const float **>x_rows.p, rows, n, <float **>o_rows.p)
         else:
-            t.ce_softmax_rows_f64(<const double **>x_rows, rows, n, <double **>o_rows)
+            t.ce_softmax_rows_f64(<const double **>x_rows.p, rows, n, <double **>o_rows.p)
     elif name == "log_softmax_rows":
         if is32:
-            t.ce_log_softmax_rows_f32(<const float **>x_rows, rows, n, <float **>o_rows)
+            t.ce_log_softmax_rows_f32(<const float **>x_rows.p, rows, n, <float **>o_rows.p)
         else:
-            t.ce_log_softmax_rows_f64(<const double **>x_rows, rows, n, <double **>o_rows)
+            t.ce_log_softmax_rows_f64(<const double **>x_rows.p, rows, n, <double **>o_rows.p)
     elif is32:
-        t.ce_logsumexp_rows_f32(<const float **>x_rows, rows, n, <float *>V)
+        t.ce_logsumexp_rows_f32(<const float **>x_rows.p, rows, n, <float *>V)
     else:
-        t.ce_logsumexp_rows_f64(<const double **>x_rows, rows, n, <double *>V)
-    free(x_rows)
-    free(o_rows)
+        t.ce_logsumexp_rows_f64(<const double **>x_rows.p, rows, n, <double *>V)
     return values if name == "logsumexp_rows" else out
+
+
+def nll_index_rows(variant, x, target, class_weight=None, grad_scale=None, with_grad=True,
+                   grad_gaps=()):
+    """(losses, grad or None) of the rows of a 2-D x through ce_nll_index_rows;
+    the gradient rows follow each other in memory except after the rows in
+    grad_gaps (a gap of one row there, never to be written)."""
+    cdef const ce_rows_table *t = _table(variant)
+    xa, ta, gs = _index_rows_operands(x, target, grad_scale)
+    cdef Py_ssize_t rows = xa.shape[0], n = xa.shape[1]
+    cwa = _opt(class_weight, np.float64)
+    losses = np.empty(rows, xa.dtype)
+    used = [k + sum(g < k for g in grad_gaps) for k in range(rows)]
+    buffer = np.full((rows + len(grad_gaps), n), np.nan, xa.dtype) if with_grad else None
+    cdef _RowPointers x_rows = _RowPointers(xa), g_rows = _RowPointers(buffer, used)
+    cdef const double *CW = <const double *>_ptr(cwa)
+    cdef ptrdiff_t *T = <ptrdiff_t *>_ptr(ta)
+    cdef const double *GS = <const double *>_ptr(gs)
+    cdef void *L = _ptr(losses)
+    if _is32(xa):
+        t.ce_nll_index_rows_f32(<const float **>x_rows.p, rows, n, T, CW, <float **>g_rows.p,
+                                GS, <float *>L)
+    else:
+        t.ce_nll_index_rows_f64(<const double **>x_rows.p, rows, n, T, CW, <double **>g_rows.p,
+                                GS, <double *>L)
+    if buffer is None:
+        return losses, None
+    if not np.isnan(np.delete(buffer, used, axis=0)).all():
+        raise AssertionError("a gap row of the gradient buffer was written")
+    return losses, buffer[used]

@@ -103,3 +103,9 @@ cdef extern from "crossent_rows.h" nogil:
                                const double *class_weight, float *grad, double grad_scale)
     double ce_nll_index_row_f64(const double *x, ptrdiff_t n, ptrdiff_t target,
                                 const double *class_weight, double *grad, double grad_scale)
+    void ce_nll_index_rows_f32(const float **x, ptrdiff_t rows, ptrdiff_t n,
+                               const ptrdiff_t *target, const double *class_weight,
+                               float **grad, const double *grad_scale, float *loss)
+    void ce_nll_index_rows_f64(const double **x, ptrdiff_t rows, ptrdiff_t n,
+                               const ptrdiff_t *target, const double *class_weight,
+                               double **grad, const double *grad_scale, double *loss)

@@ -369,6 +369,33 @@ def test_batched_activation_rows_give_the_row_function_bits(variant, dtype, n):
             assert values[r].tobytes() == expected.tobytes(), (n_rows, r)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [1, 3, 10, 100, 1000])
+def test_batched_nll_rows_give_the_row_function_bits(variant, dtype, n):
+    """ce_nll_index_rows against one ce_nll_index_row call per row, bit for
+    bit (NaN rows included), with gradient rows that follow each other in
+    memory and with gaps between them (never written)."""
+    rng = rng_for("batched-nll", variant, dtype, n)
+    for n_rows in (1, 5, 17):
+        x = awkward_rows(rng, n_rows, n, dtype)
+        target = rng.integers(n, size=n_rows)
+        scales = rng.choice([1.0, 0.0, -0.5, 7.0], size=n_rows)
+        for w in (None, rng.uniform(0.25, 2.0, n)):
+            for gaps in ((), (0,), tuple(range(0, n_rows, 3))):
+                losses, grad = P.nll_index_rows(variant, x, target, class_weight=w,
+                                                grad_scale=scales, grad_gaps=gaps)
+                for r in range(n_rows):
+                    loss_r, grad_r = P.multiclass_row(variant, "nll_index", x[r],
+                                                      target=int(target[r]), class_weight=w,
+                                                      grad_scale=scales[r])
+                    assert losses[r].tobytes() == loss_r.tobytes(), (n_rows, r, gaps)
+                    assert grad[r].tobytes() == grad_r.tobytes(), (n_rows, r, gaps)
+            no_grad, none = P.nll_index_rows(variant, x, target, class_weight=w,
+                                             with_grad=False)
+            assert none is None and no_grad.tobytes() == losses.tobytes()
+
+
 def rows_at_the_moderate_edge(rng, n_rows, n, dtype):
     """Logit rows whose smallest shifted entry lies just inside the range of
     exp_moderate (-87.5 float32, -708 float64), some just outside: float32
