@@ -655,14 +655,16 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
             nan[j][k] = v != v ? v : none;
             low[j][k] = v;
         }
-    for (ptrdiff_t c = CE_LANES; c < n; c++)
-        for (int k = 0; k < G; k++) {
-            CE_REAL v = zt[c][k];
-            ptrdiff_t j = c % CE_LANES;
-            m[j][k] = v > m[j][k] ? v : m[j][k];
-            nan[j][k] = v != v ? v : nan[j][k];
-            low[j][k] = v < low[j][k] ? v : low[j][k];
-        }
+    /* Lane by lane (entries j, j + CE_LANES, ...: each lane's chain in its
+     * order), so that a lane's running values stay in registers. */
+    for (ptrdiff_t j = 0; j < lanes; j++)
+        for (ptrdiff_t c = j + CE_LANES; c < n; c += CE_LANES)
+            for (int k = 0; k < G; k++) {
+                CE_REAL v = zt[c][k];
+                m[j][k] = v > m[j][k] ? v : m[j][k];
+                nan[j][k] = v != v ? v : nan[j][k];
+                low[j][k] = v < low[j][k] ? v : low[j][k];
+            }
     for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
          live = CE_FN(tree_step)(live, width), width /= 2)
         for (ptrdiff_t j = 0; j + width < live; j++)
@@ -695,9 +697,10 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
     for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];
-    for (ptrdiff_t c = CE_LANES; c < n; c++)
-        for (int k = 0; k < G; k++)
-            acc[c % CE_LANES][k] += (double)zt[c][k];
+    for (ptrdiff_t j = 0; j < lanes; j++)
+        for (ptrdiff_t c = j + CE_LANES; c < n; c += CE_LANES)
+            for (int k = 0; k < G; k++)
+                acc[j][k] += (double)zt[c][k];
     /* A padding lane's sum is +0, and x + 0 = x for the sums (>= +0 or
      * NaN): skipped as above. */
     for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
