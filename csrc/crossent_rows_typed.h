@@ -805,7 +805,7 @@ static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t co
 }
 
 /* ce_softmax_row, ce_log_softmax_row or ce_row_logsumexp (kind, a
- * CE_GROUP_KIND) for a group of rows (see group_exp_sums): the row
+ * CE_GROUP_* value) for a group of rows (see group_exp_sums): the row
  * functions' last steps written out, vectorised over the group;
  * logsumexp: value[k] = row k's. */
 CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
