@@ -870,15 +870,33 @@ cdef double _run_rows_shared(const RowCtx *c, floating zero, int n_threads,
     block's losses are summed afterwards in row order as _row_block sums them,
     so the bits are those of the block path, for any n_threads.  (zero only
     selects the dtype of the fused specialisation.)"""
-    cdef Py_ssize_t i, first, n_rows = c.n_rows
+    cdef Py_ssize_t i, first, n_rows = c.n_rows, run, n_runs
+    cdef int threads = <int>_min(n_threads, n_rows)
+    cdef Py_ssize_t run_rows = _min(CE_BLOCK_ROWS, n_rows // (4 * threads))
     cdef floating *losses = <floating *>malloc(n_rows * sizeof(floating))
     cdef floating *no_scratch = NULL
     if losses == NULL:
         raise MemoryError("crossent: cannot allocate the row losses")
     with nogil:
-        for i in prange(n_rows, schedule='dynamic', chunksize=1,
-                        num_threads=_min(n_threads, n_rows)):
-            losses[i] = _one_row(c, i // c.inner, i % c.inner, 0, no_scratch)
+        if run_rows < 1:
+            run_rows = 1
+        if _plain_index_rows(c) or _plain_activation_rows(c):
+            # Runs of consecutive rows, each one call of the batched row
+            # function, which fetches a run's next row during the exps of
+            # the current one (a 128 000-entry row read cold costs as much
+            # as its exps); a few runs per thread, handed out dynamically.
+            n_runs = (n_rows + run_rows - 1) // run_rows
+            for run in prange(n_runs, schedule='dynamic', chunksize=1, num_threads=threads):
+                if _plain_index_rows(c):
+                    _plain_index_block(c, run * run_rows,
+                                       _min(run_rows, n_rows - run * run_rows),
+                                       losses + run * run_rows)
+                else:
+                    _plain_activation_block(c, run * run_rows,
+                                            _min(run_rows, n_rows - run * run_rows), zero)
+        else:
+            for i in prange(n_rows, schedule='dynamic', chunksize=1, num_threads=threads):
+                losses[i] = _one_row(c, i // c.inner, i % c.inner, 0, no_scratch)
         first = 0
         while _has_loss(c.kind) and first < n_rows:
             if floating is float:

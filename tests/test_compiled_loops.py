@@ -484,6 +484,46 @@ def test_activation_rows_along_one_axis_give_the_bits_of_rows_along_two(kernels,
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", INDEX_LOSSES + ["softmax", "log_softmax", "logsumexp"])
+def test_a_few_wide_rows_along_one_axis_give_the_same_bits_for_every_thread_count(
+        kernels, name, dtype):
+    """Fewer row blocks than threads, rows along one axis: the threads share
+    runs of consecutive rows (one batched call each) instead of single rows.
+    The bits of 1 thread, of 3, and of the same rows taken one at a time as
+    (N, 1, C); ignored rows too."""
+    rng = np.random.default_rng(5)
+    rows, n_classes = 41, 2000   # one block, work above the parallel threshold
+    kind = "simplex" if name == "categorical_xent_index" else "logits"
+    z = random_values((rows, n_classes), dtype, kind, rng)
+    target = rng.integers(0, n_classes, rows)
+    target[[0, 7, 8, 40]] = IGNORE
+
+    def run(module, shape, n_threads):
+        z3 = z.reshape(shape + (n_classes,))
+        if name in ("softmax", "log_softmax", "logsumexp"):
+            out = np.full(shape if name == "logsumexp" else z3.shape, np.nan, dtype)
+            getattr(module, name)(z3, out, n_threads)
+            return None, out.reshape(rows, -1)
+        grad = np.full(z3.shape, np.nan, dtype)
+        smoothing = () if name == "nll_index" else (0.1,)
+        total = getattr(module, name)(z3, target.reshape(shape), None, None, IGNORE, *smoothing,
+                                      None, grad, 0.5, n_threads, 0.0)
+        return total, grad.reshape(rows, n_classes)
+
+    total, out = run(kernels, (1, rows), 2)
+    for shape, n_threads in [((1, rows), 1), ((1, rows), 3), ((rows, 1), 2)]:
+        other_total, other_out = run(kernels, shape, n_threads)
+        assert other_total == total
+        assert other_out.tobytes() == out.tobytes()
+    expected_total, expected_out = run(reference, (1, rows), 1)
+    tolerance = dict(rtol=1e-5, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out, expected_out, **tolerance)
+    if total is not None:
+        assert total == pytest.approx(expected_total, rel=tolerance["rtol"])
+        assert not np.any(out[target == IGNORE])
+
+
 def test_info_and_simd_selection(kernels):
     info = kernels.info()
     assert set(info) >= {"simd", "simd_available", "openmp", "build_flags", "max_threads"}
