@@ -623,8 +623,9 @@ CE_INLINE void CE_FN(transpose_out)(CE_REAL *const *rows, ptrdiff_t count, const
  * through the very operations of the row functions in the same order
  * (entry c goes to lane c % CE_LANES, then the same pairwise trees), so the
  * bits are the same.  Leaves the exps in zt, and per row its shift and
- * float64 sum of exps.  Rows whose max is not finite are left to the row
- * function (special[k] = 1 for each; their results here are garbage). */
+ * float64 sum of exps.  Rows whose max is not finite or that hold a NaN
+ * are left to the row function (special[k] = 1 for each; their results
+ * here are garbage). */
 CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
                                      const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
                                      CE_REAL *shift, double *sum, int *special)
@@ -633,7 +634,7 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
      * drops the loops over c >= CE_LANES from the short rows' copy. */
     n = n < zt_rows ? n : zt_rows;
     enum { G = CE_ROW_GROUP };
-    CE_REAL m[CE_LANES][G], nan[CE_LANES][G];
+    CE_REAL m[CE_LANES][G];
     ptrdiff_t lanes = n < CE_LANES ? n : CE_LANES;
     double acc[CE_LANES][G];
     /* Lanes k >= count repeat row 0: computed, never stored. */
@@ -642,27 +643,28 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
         rows[k] = z[k < count ? k : 0];
     CE_FN(transpose_in)(zt, rows, n);
     /* ce_row_max: max_chunk on one padded chunk, then the lane tree.  A
-     * padding lane (j >= n) holds max -inf and NaN-lane 0, which leave the
-     * lane they are folded into as it is: the tree skips them. */
+     * padding lane (j >= n) holds max -inf, which leaves the lane it is
+     * folded into as it is: the tree skips them.  Without the row max's
+     * NaN lanes: a NaN entry leaves the max finite and makes the row's sum
+     * of exps NaN, which marks the row special at the end. */
     /* In the same loops, the smallest entry of each row per lane (low),
      * for row_shift's moderate test, which the group takes as a whole
      * (special rows are recomputed, so their lanes may hold garbage). */
     CE_REAL low[CE_LANES][G];
     for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++) {
-            CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY, none = 0;
+            CE_REAL v = zt[j][k], lo = -(CE_REAL)INFINITY;
             m[j][k] = v > lo ? v : lo;
-            nan[j][k] = v != v ? v : none;
             low[j][k] = v;
         }
     /* Lane by lane (entries j, j + CE_LANES, ...: each lane's chain in its
      * order), so that a lane's running values stay in registers. */
     for (ptrdiff_t j = 0; j < lanes; j++)
         for (ptrdiff_t c = j + CE_LANES; c < n; c += CE_LANES)
+            CE_NO_UNROLL
             for (int k = 0; k < G; k++) {
                 CE_REAL v = zt[c][k];
                 m[j][k] = v > m[j][k] ? v : m[j][k];
-                nan[j][k] = v != v ? v : nan[j][k];
                 low[j][k] = v < low[j][k] ? v : low[j][k];
             }
     for (ptrdiff_t width = CE_LANES / 2, live = lanes; width > 0;
@@ -671,12 +673,11 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
             for (int k = 0; k < G; k++) {
                 CE_REAL a = m[j][k], b = m[j + width][k];
                 m[j][k] = b > a ? b : a;
-                nan[j][k] += nan[j + width][k];
                 low[j][k] = low[j + width][k] < low[j][k] ? low[j + width][k] : low[j][k];
             }
     int moderate = 1;
     for (int k = 0; k < G; k++) {
-        shift[k] = nan[0][k] != nan[0][k] ? nan[0][k] : m[0][k];
+        shift[k] = m[0][k];
         special[k] = !(shift[k] - shift[k] == 0);
         shift[k] = special[k] ? 0 : shift[k];
         moderate &= special[k] || low[0][k] - shift[k] >= CE_EXP_MODERATE;
@@ -708,8 +709,10 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
         for (ptrdiff_t j = 0; j + width < live; j++)
             for (int k = 0; k < G; k++)
                 acc[j][k] += acc[j + width][k];
-    for (int k = 0; k < G; k++)
+    for (int k = 0; k < G; k++) {
         sum[k] = acc[0][k];
+        special[k] |= sum[k] != sum[k];
+    }
 }
 
 /* ce_softmax_xent_index_row for a group of rows without label smoothing
