@@ -375,9 +375,6 @@ cdef object _run_elementwise(int kind, x2, y2, weight2, pos_weight2, sample_weig
                              int n_threads, double acc):
     cdef ElementwiseCtx c
     cdef bint f32 = _is_float32(x2)
-    cdef Py_ssize_t itemsize = 4 if f32 else 8
-    cdef Py_ssize_t rows, n_blocks, n_slots = 0
-    cdef int i
     c.kind = kind
     c.label_smoothing = label_smoothing
     c.grad_scale = grad_scale
@@ -388,19 +385,28 @@ cdef object _run_elementwise(int kind, x2, y2, weight2, pos_weight2, sample_weig
     _bind_float(&c.op[OP_SAMPLE_WEIGHT], sample_weight2, 2, f32, False)
     _bind_float(&c.op[OP_LOSS], losses_out2, 2, f32, True)
     _bind_float(&c.op[OP_GRAD], out2, 2, f32, True)
+    return _run_bound_elementwise(&c, f32, n_threads, acc)
+
+
+cdef double _run_bound_elementwise(ElementwiseCtx *c, bint f32, int n_threads,
+                                   double acc) except? -1:
+    """Run the elementwise kernel whose kind and operands c holds."""
+    cdef Py_ssize_t itemsize = 4 if f32 else 8
+    cdef Py_ssize_t rows, n_blocks, n_slots = 0
+    cdef int i
     rows = c.op[OP_X].shape[0]
     c.cols = c.op[OP_X].shape[1]
     c.total = rows * c.cols
     c.block_len = _min(CE_BLOCK_ELEMS, c.total)
     for i in range(N_OPERANDS):
-        c.needed[i] = c.op[i].data != NULL or (i == OP_LOSS and kind >= EW_BCE)
+        c.needed[i] = c.op[i].data != NULL or (i == OP_LOSS and c.kind >= EW_BCE)
         c.slot[i] = -1
         if c.needed[i] and (c.op[i].data == NULL
                             or not _flat_contiguous(&c.op[i], rows, c.cols, itemsize)):
             c.slot[i] = n_slots
             n_slots += 1
     n_blocks = (c.total + CE_BLOCK_ELEMS - 1) // CE_BLOCK_ELEMS
-    return _run(_elementwise_block_f32 if f32 else _elementwise_block_f64, &c, n_blocks,
+    return _run(_elementwise_block_f32 if f32 else _elementwise_block_f64, c, n_blocks,
                 n_slots * c.block_len * itemsize, c.total, n_threads, acc)
 
 
@@ -972,6 +978,74 @@ def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothin
     else:
         loss = PyArray_Scalar(&total, cnp.PyArray_DescrFromType(typenum), None)
     return (loss, grad) if return_grad else loss
+
+
+cdef void _bind_rows(Strided *op, cnp.ndarray a, Py_ssize_t rows, Py_ssize_t cols) noexcept:
+    """Describe the C-contiguous a as (1, rows, cols), or (1, rows) when cols
+    is 0."""
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(a)
+    memset(op, 0, sizeof(Strided))
+    op.data = cnp.PyArray_BYTES(a)
+    op.shape[0] = 1
+    op.shape[1] = rows
+    op.strides[1] = (cols if cols else 1) * itemsize
+    if cols:
+        op.shape[2] = cols
+        op.strides[2] = itemsize
+
+
+cdef object _scalar_if_0d(cnp.ndarray a):
+    """As the facade returns a new result (not PyArray_Return, which steals
+    the reference Cython also releases)."""
+    return a[()] if cnp.PyArray_NDIM(a) == 0 else a
+
+
+def fast_activation(str name, z, int n_threads):
+    """The facade's plain ``name(z)`` (sigmoid, log_sigmoid, softmax,
+    log_softmax or logsumexp; the last axis) in one compiled call: a
+    C-contiguous float32/float64 array of any shape, a new result.  The
+    kernels run on the views the general path folds the arrays to, (1, size)
+    or (1, rows, classes), so the bits are the same.  None for any other
+    call, which the general path computes or rejects."""
+    cdef cnp.ndarray za = <cnp.ndarray?>z, result
+    cdef int typenum = cnp.PyArray_TYPE(za), ndim = cnp.PyArray_NDIM(za)
+    cdef bint f32 = typenum == cnp.NPY_FLOAT32, drops_axis = name == "logsumexp"
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(za), classes
+    cdef ElementwiseCtx e
+    cdef RowCtx c
+    if (not (f32 or typenum == cnp.NPY_FLOAT64) or size == 0
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(za) and cnp.PyArray_ISBEHAVED_RO(za))):
+        return None
+    if name == "sigmoid" or name == "log_sigmoid":
+        result = cnp.PyArray_EMPTY(ndim, cnp.PyArray_DIMS(za), typenum, 0)
+        memset(&e, 0, sizeof(ElementwiseCtx))
+        e.kind = EW_SIGMOID if name == "sigmoid" else EW_LOG_SIGMOID
+        e.grad_scale = 1.0
+        _bind_rows(&e.op[OP_X], za, size, 0)
+        _bind_rows(&e.op[OP_GRAD], result, size, 0)
+        _run_bound_elementwise(&e, f32, n_threads, 0.0)
+        return _scalar_if_0d(result)
+    if ndim == 0:
+        return None
+    classes = cnp.PyArray_DIMS(za)[ndim - 1]
+    result = cnp.PyArray_EMPTY(ndim - drops_axis, cnp.PyArray_DIMS(za), typenum, 0)
+    memset(&c, 0, sizeof(RowCtx))
+    if name == "softmax":
+        c.kind = ROW_SOFTMAX
+    elif name == "log_softmax":
+        c.kind = ROW_LOG_SOFTMAX
+    elif drops_axis:
+        c.kind = ROW_LOGSUMEXP
+    else:
+        raise ValueError(f"fast_activation: no activation {name!r}")
+    c.grad_scale = 1.0
+    _bind_rows(&c.x, za, size // classes, classes)
+    if drops_axis:
+        _bind_rows(&c.out2, result, size // classes, 0)
+    else:
+        _bind_rows(&c.out3, result, size // classes, classes)
+    _run_bound_rows(&c, f32, n_threads, 0.0)
+    return _scalar_if_0d(result)
 
 
 cdef double _mean(double total, double denominator) noexcept:

@@ -106,3 +106,93 @@ def test_bad_labels_on_the_fast_path_still_raise_the_documented_error(default_ba
         crossent.cross_entropy(z, np.array([0, 7, 1]))
     with pytest.raises(ValueError, match="label_smoothing"):
         crossent.cross_entropy(z, np.array([0, 1, 1]), label_smoothing=1.5)
+
+
+ACTIVATIONS = ["sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp"]
+
+
+def _activation_input(shape, dtype, rng):
+    z = (rng.standard_normal(shape) * 30).astype(dtype)
+    if z.size > 3:
+        flat = z.reshape(-1)
+        flat[:3] = [np.nan, np.inf, -np.inf]
+    return z
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (1,), (10,), (1, 10), (300, 7), (4, 5, 30), (3, 40_000)])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_fast_path_equals_general_path(default_backend, name, dtype, shape):
+    function = getattr(crossent, name)
+    z = _activation_input(shape, dtype, np.random.default_rng(2))
+    if shape == () and name not in ("sigmoid", "log_sigmoid"):
+        with pytest.raises(ValueError) as fast_error:
+            function(z)
+        with pytest.raises(ValueError) as general_error:
+            general(function, z)
+        assert str(fast_error.value) == str(general_error.value)
+        return
+    with np.errstate(invalid="ignore"):
+        fast, slow = function(z), general(function, z)
+    assert type(fast) is type(slow)
+    assert np.shape(fast) == np.shape(slow) and np.asarray(fast).dtype == dtype
+    assert np.asarray(fast).tobytes() == np.asarray(slow).tobytes()
+    if shape == (3, 40_000) and name != "logsumexp":
+        # the reference's answer, so that both paths are not wrong alike
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = getattr(crossent, name)(z, backend="numpy")
+        tolerance = (dict(rtol=1e-5, atol=1e-6) if dtype == np.float32
+                     else dict(rtol=1e-12, atol=1e-15))   # atol: log_softmax near 0
+        np.testing.assert_allclose(fast, want, **tolerance)
+
+
+@pytest.mark.parametrize("case", ["fortran", "strided", "float16", "int", "big-endian", "list",
+                                  "empty", "axis 0", "out", "subclass"])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_unusual_activation_calls_leave_the_fast_path_with_the_same_answer(default_backend,
+                                                                          name, case):
+    function = getattr(crossent, name)
+    z = np.random.default_rng(3).standard_normal((6, 5))
+    kwargs = {}
+    if case == "fortran":
+        z = np.asfortranarray(z)
+    elif case == "strided":
+        z = np.repeat(z, 2, axis=1)[:, ::2]
+    elif case == "float16":
+        z = z.astype(np.float16)
+    elif case == "int":
+        z = (z * 3).astype(np.int64)
+    elif case == "big-endian":
+        z = z.astype(">f8")
+    elif case == "list":
+        z = z.tolist()
+    elif case == "empty":
+        z = z[:0]
+    elif case == "axis 0" and name not in ("sigmoid", "log_sigmoid"):
+        kwargs["axis"] = 0
+    elif case == "out" and name != "logsumexp":
+        kwargs["out"] = np.empty((6, 5))
+    elif case == "subclass":
+        z = z.view(np.recarray)
+    got = function(z, **kwargs)
+    want = function(np.asarray(z), backend="numpy", **kwargs)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-3 if case == "float16" else 1e-6)
+
+
+@pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
+def test_plain_activation_calls_take_the_compiled_fast_path(monkeypatch):
+    from crossent import _backends
+    module = _backends.module("cython")
+    calls = []
+
+    def spy(name, z, n_threads):
+        calls.append(name)
+        return fast_activation(name, z, n_threads)
+    fast_activation = module.fast_activation
+    monkeypatch.setattr(module, "fast_activation", spy)
+    with crossent.use_backend("cython"):
+        for name in ACTIVATIONS:
+            getattr(crossent, name)(np.ones((2, 3), np.float32))
+        crossent.softmax(np.ones((2, 3)), axis=0)   # not the last axis: the general path
+    assert calls == ACTIVATIONS

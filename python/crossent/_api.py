@@ -112,6 +112,10 @@ def loss_sums(name, pred, target, *, acc=(0.0, 0.0), backend=None, n_threads=Non
 def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=True):
     """Run an activation over the whole array (axis None) or over rows along
     ``axis``; ``keeps_class_axis`` is False for logsumexp, whose result drops it."""
+    if out is None and backend is None and n_threads is None:
+        result = _fast_activation(kernel, x, axis, keeps_class_axis)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     n_threads = _backends.resolve_n_threads(n_threads)
     z = as_prediction(x, "z")
@@ -195,6 +199,38 @@ def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_g
                                       1.0 / denominator if denominator else 0.0, n_threads, 0.0)
     loss = z.dtype.type(total if reduction == "sum" else _mean(total, denominator))
     return (loss, grad) if return_grad else loss
+
+
+def _fast_activation(kernel, z, axis, keeps_class_axis):
+    """_run_activation of a C-contiguous float32/float64 array, whole or along
+    its last axis, into a new array: the views the general path folds it to,
+    (1, size) or (1, rows, classes)."""
+    if type(z) is not np.ndarray:
+        return None
+    module = _backends.module()
+    compiled = getattr(module, "fast_activation", None)
+    if compiled is not None:
+        # The whole call in one compiled function (the Cython backend).
+        if axis is None or type(axis) is int and axis == -1:
+            return compiled(kernel, z, _backends.get_num_threads())
+        return None
+    if z.dtype not in _FLOATS or z.size == 0 or not _contiguous_aligned(z):
+        return None
+    if axis is None:
+        result = np.empty(z.shape, z.dtype)
+        getattr(module, kernel)(z.reshape(1, z.size), result.reshape(1, z.size),
+                                _backends.get_num_threads())
+    elif type(axis) is int and z.ndim > 0 and axis in (-1, z.ndim - 1):
+        classes = z.shape[-1]
+        rows = z.size // classes
+        result = np.empty(z.shape if keeps_class_axis else z.shape[:-1], z.dtype)
+        getattr(module, kernel)(z.reshape(1, rows, classes),
+                                result.reshape((1, rows) + ((classes,) if keeps_class_axis
+                                                            else ())),
+                                _backends.get_num_threads())
+    else:
+        return None
+    return result[()] if result.ndim == 0 else result
 
 
 def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
