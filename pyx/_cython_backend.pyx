@@ -669,14 +669,15 @@ cdef void _plain_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_row
     cdef ptrdiff_t targets[CE_BLOCK_ROWS]
     cdef double scales[CE_BLOCK_ROWS]
     cdef floating row_losses[CE_BLOCK_ROWS]
+    cdef floating *kept_losses
     cdef Py_ssize_t kept_rows[CE_BLOCK_ROWS]
     for i in range(n_rows):
         if c.target_itemsize == 4:
             t = (<const int32_t *>(target + i * c.target.strides[1]))[0]
         else:
             t = (<const int64_t *>(target + i * c.target.strides[1]))[0]
-        losses[i] = 0
         if t == c.ignore_index:
+            losses[i] = 0
             if out != NULL:
                 memset(out + i * c.out3.strides[1], 0, n * sizeof(floating))
             continue
@@ -691,23 +692,26 @@ cdef void _plain_index_block(const RowCtx *c, Py_ssize_t first, Py_ssize_t n_row
             losses[kept_rows[j]] = _row_loss(c, x_rows[j], NULL, targets[j], out_rows[j],
                                              c.grad_scale)
         return
+    # No row ignored (the usual case): the batched function writes losses itself.
+    kept_losses = losses if kept == n_rows else row_losses
     if c.kind == ROW_NLL_INDEX:
         if floating is float:
             ce_nll_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
-                                  out_rows if out != NULL else NULL, scales, row_losses)
+                                  out_rows if out != NULL else NULL, scales, kept_losses)
         else:
             ce_nll_index_rows_f64(x_rows, kept, n, targets, c.class_weight,
-                                  out_rows if out != NULL else NULL, scales, row_losses)
+                                  out_rows if out != NULL else NULL, scales, kept_losses)
     elif floating is float:
         ce_softmax_xent_index_rows_f32(x_rows, kept, n, targets, c.class_weight,
                                        c.label_smoothing, out_rows if out != NULL else NULL,
-                                       scales, row_losses)
+                                       scales, kept_losses)
     else:
         ce_softmax_xent_index_rows_f64(x_rows, kept, n, targets, c.class_weight,
                                        c.label_smoothing, out_rows if out != NULL else NULL,
-                                       scales, row_losses)
-    for j in range(kept):
-        losses[kept_rows[j]] = row_losses[j]
+                                       scales, kept_losses)
+    if kept < n_rows:
+        for j in range(kept):
+            losses[kept_rows[j]] = row_losses[j]
 
 
 cdef inline bint _plain_activation_rows(const RowCtx *c) noexcept nogil:
