@@ -170,7 +170,7 @@ def _contiguous_aligned(x):
 
 
 def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_grad):
-    module = _backends.module()
+    module, n_threads = _backends.defaults()
     compiled = getattr(module, "fast_softmax_xent_index", None)
     if compiled is not None:
         # The whole call in one compiled function (the Cython backend).
@@ -178,7 +178,7 @@ def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_g
                 or reduction not in ("mean", "sum")):
             return None
         return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
-                        _backends.get_num_threads())
+                        n_threads)
     if (z.ndim != 2 or t.ndim != 1 or z.dtype not in _FLOATS or t.dtype not in _INDEXES
             or not _contiguous_aligned(z) or not _contiguous_aligned(t)
             or type(ignore_index) is not int
@@ -187,7 +187,6 @@ def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_g
     n, c = z.shape
     if n == 0 or c == 0 or t.shape[0] != n or reduction not in ("mean", "sum"):
         return None
-    n_threads = _backends.get_num_threads()
     z3, t2 = z.reshape(1, n, c), t.reshape(1, n)
     if module.first_bad_index(t2, c, ignore_index) >= 0:
         return None
@@ -207,19 +206,18 @@ def _fast_activation(kernel, z, axis, keeps_class_axis):
     (1, size) or (1, rows, classes)."""
     if type(z) is not np.ndarray:
         return None
-    module = _backends.module()
+    module, n_threads = _backends.defaults()
     compiled = getattr(module, "fast_activation", None)
     if compiled is not None:
         # The whole call in one compiled function (the Cython backend).
         if axis is None or type(axis) is int and axis == -1:
-            return compiled(kernel, z, _backends.get_num_threads())
+            return compiled(kernel, z, n_threads)
         return None
     if z.dtype not in _FLOATS or z.size == 0 or not _contiguous_aligned(z):
         return None
     if axis is None:
         result = np.empty(z.shape, z.dtype)
-        getattr(module, kernel)(z.reshape(1, z.size), result.reshape(1, z.size),
-                                _backends.get_num_threads())
+        getattr(module, kernel)(z.reshape(1, z.size), result.reshape(1, z.size), n_threads)
     elif type(axis) is int and z.ndim > 0 and axis in (-1, z.ndim - 1):
         classes = z.shape[-1]
         rows = z.size // classes
@@ -227,7 +225,7 @@ def _fast_activation(kernel, z, axis, keeps_class_axis):
         getattr(module, kernel)(z.reshape(1, rows, classes),
                                 result.reshape((1, rows) + ((classes,) if keeps_class_axis
                                                             else ())),
-                                _backends.get_num_threads())
+                                n_threads)
     else:
         return None
     return result[()] if result.ndim == 0 else result
@@ -239,13 +237,13 @@ def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
             or type(label_smoothing) is not float
             or not 0.0 <= label_smoothing <= 1.0 or reduction not in ("mean", "sum")):
         return None
-    module = _backends.module()
+    module, n_threads = _backends.defaults()
     z2, y2 = z.reshape(1, z.size), y.reshape(1, z.size)
     grad = np.empty(z.shape, z.dtype) if return_grad else None
     scale = 1.0 / z.size if reduction == "mean" else 1.0
     total = module.bce_with_logits(z2, y2, None, None, None, label_smoothing, None,
                                    None if grad is None else grad.reshape(1, z.size), scale,
-                                   _backends.get_num_threads(), 0.0)
+                                   n_threads, 0.0)
     loss = z.dtype.type(total / z.size if reduction == "mean" else total)
     return (loss, grad) if return_grad else loss
 
