@@ -943,6 +943,18 @@ def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothin
     (with the gradient when return_grad), the bits of the general path (the
     same kernel, block order and mean).  None for any other call, which the
     general path computes or rejects with its error message."""
+    return _fast_index_loss(ROW_SOFTMAX_XENT_INDEX, z, t, ignore_index, label_smoothing, mean,
+                            return_grad, n_threads)
+
+
+def fast_nll_index(z, t, Py_ssize_t ignore_index, bint mean, bint return_grad, int n_threads):
+    """fast_softmax_xent_index for the facade's plain ``nll_loss(x, t)``."""
+    return _fast_index_loss(ROW_NLL_INDEX, z, t, ignore_index, 0.0, mean, return_grad,
+                            n_threads)
+
+
+cdef object _fast_index_loss(int kind, z, t, Py_ssize_t ignore_index, double label_smoothing,
+                             bint mean, bint return_grad, int n_threads):
     cdef cnp.ndarray za = <cnp.ndarray?>z, ta = <cnp.ndarray?>t, grad = None
     cdef int typenum = cnp.PyArray_TYPE(za), label_type = cnp.PyArray_TYPE(ta)
     cdef RowCtx c
@@ -958,7 +970,7 @@ def fast_softmax_xent_index(z, t, Py_ssize_t ignore_index, double label_smoothin
     if n == 0 or cnp.PyArray_DIMS(za)[1] == 0 or cnp.PyArray_DIMS(ta)[0] != n:
         return None
     memset(&c, 0, sizeof(RowCtx))
-    c.kind = ROW_SOFTMAX_XENT_INDEX
+    c.kind = kind
     _bind_with_leading_one(&c.x, za)
     _bind_with_leading_one(&c.target, ta)
     c.target_itemsize = 4 if label_type == cnp.NPY_INT32 else 8

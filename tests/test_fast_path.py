@@ -188,3 +188,64 @@ def test_plain_activation_calls_take_the_compiled_fast_path(monkeypatch):
             getattr(crossent, name)(np.ones((2, 3), np.float32))
         crossent.softmax(np.ones((2, 3)), axis=0)   # not the last axis: the general path
     assert calls == ACTIVATIONS
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 10), (300, 7), (5, 1000)])
+@pytest.mark.parametrize("options", [{}, {"reduction": "sum"}, {"ignore_index": 1}])
+@pytest.mark.parametrize("label_dtype", [np.int64, np.int32])
+def test_nll_fast_path_equals_general_path(default_backend, dtype, shape, options, label_dtype):
+    rng = np.random.default_rng(4)
+    x = crossent.log_softmax((rng.standard_normal(shape) * 4).astype(dtype))
+    x[0, 0] = np.nan if shape[0] > 1 else x[0, 0]   # the NaN rule, on both paths
+    t = rng.integers(0, shape[1], shape[0]).astype(label_dtype)
+    fast = crossent.nll_loss(x, t, return_grad=True, **options)
+    slow = general(crossent.nll_loss, x, t, return_grad=True, **options)
+    assert type(fast[0]) is type(slow[0]) is dtype
+    assert fast[0].tobytes() == slow[0].tobytes()
+    assert fast[1].dtype == dtype and fast[1].tobytes() == slow[1].tobytes()
+    loss_only = crossent.nll_loss(x, t, **options)
+    assert type(loss_only) is dtype and loss_only.tobytes() == fast[0].tobytes()
+
+
+@pytest.mark.parametrize("case", list(UNUSUAL_LAYOUTS) + ["bad label", "axis 0", "weight"])
+def test_unusual_nll_calls_leave_the_fast_path_with_the_same_answer(default_backend, case):
+    rng = np.random.default_rng(5)
+    x = np.log(rng.dirichlet(np.ones(5), 6))
+    t = rng.integers(0, 5, 6)
+    kwargs = {}
+    if case in UNUSUAL_LAYOUTS:
+        x = UNUSUAL_LAYOUTS[case](x)
+        t = t[:0] if case == "empty" else t
+    elif case == "bad label":
+        t[2] = 5
+        with pytest.raises(ValueError, match=r"target: class index 5 at position \(2,\)"):
+            crossent.nll_loss(x, t)
+        return
+    elif case == "axis 0":
+        x, kwargs["axis"] = x[:5].T, 0
+        t = t[:5]
+    elif case == "weight":
+        kwargs["weight"] = np.arange(1.0, 6.0)
+    got = crossent.nll_loss(x, t, return_grad=True, **kwargs)
+    want = crossent.nll_loss(x, t, return_grad=True, backend="numpy", **kwargs)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
+def test_plain_index_loss_calls_take_the_compiled_fast_path(monkeypatch):
+    from crossent import _backends
+    module = _backends.module("cython")
+    calls = []
+    for name in ("fast_softmax_xent_index", "fast_nll_index"):
+        def spy(*args, _name=name, _fast=getattr(module, name)):
+            calls.append(_name)
+            return _fast(*args)
+        monkeypatch.setattr(module, name, spy)
+    z, t = np.zeros((2, 3), np.float32), np.array([0, 2])
+    with crossent.use_backend("cython"):
+        crossent.cross_entropy(z, t)
+        crossent.nll_loss(z, t, return_grad=True)
+        crossent.nll_loss(z, t, weight=np.ones(3))   # weights: the general path
+    assert calls == ["fast_softmax_xent_index", "fast_nll_index"]

@@ -169,20 +169,30 @@ def _contiguous_aligned(x):
     return flags.c_contiguous and flags.aligned
 
 
-def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_grad):
+def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backend, n_threads,
+                     ignore_index, label_smoothing, reduction, return_grad):
+    """A plain index loss (no weights, no grad_out, the default backend and
+    threads, the last axis, ndarrays), ``kernel`` "softmax_xent_index"
+    (cross_entropy) or "nll_index" (nll_loss, ``label_smoothing`` None)."""
+    if (weight is not None or sample_weight is not None or grad_out is not None
+            or backend is not None or n_threads is not None or type(axis) is not int
+            or axis != -1 or type(z) is not np.ndarray or type(t) is not np.ndarray):
+        return None
     module, n_threads = _backends.defaults()
-    compiled = getattr(module, "fast_softmax_xent_index", None)
+    smoothing = () if label_smoothing is None else (label_smoothing,)
+    compiled = getattr(module, "fast_" + kernel, None)
     if compiled is not None:
         # The whole call in one compiled function (the Cython backend).
-        if (type(ignore_index) is not int or type(label_smoothing) is not float
+        if (type(ignore_index) is not int or smoothing and type(label_smoothing) is not float
                 or reduction not in ("mean", "sum")):
             return None
-        return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
+        return compiled(z, t, ignore_index, *smoothing, reduction == "mean", return_grad,
                         n_threads)
     if (z.ndim != 2 or t.ndim != 1 or z.dtype not in _FLOATS or t.dtype not in _INDEXES
             or not _contiguous_aligned(z) or not _contiguous_aligned(t)
             or type(ignore_index) is not int
-            or type(label_smoothing) is not float or not 0.0 <= label_smoothing <= 1.0):
+            or smoothing and (type(label_smoothing) is not float
+                              or not 0.0 <= label_smoothing <= 1.0)):
         return None
     n, c = z.shape
     if n == 0 or c == 0 or t.shape[0] != n or reduction not in ("mean", "sum"):
@@ -193,9 +203,9 @@ def _fast_cross_entropy(z, t, ignore_index, label_smoothing, reduction, return_g
     denominator = (module.index_weight_sum(t2, None, None, ignore_index, n_threads, 0.0)
                    if reduction == "mean" else 1.0)
     grad = np.empty((n, c), z.dtype) if return_grad else None
-    total = module.softmax_xent_index(z3, t2, None, None, ignore_index, label_smoothing, None,
-                                      None if grad is None else grad.reshape(1, n, c),
-                                      1.0 / denominator if denominator else 0.0, n_threads, 0.0)
+    total = getattr(module, kernel)(z3, t2, None, None, ignore_index, *smoothing, None,
+                                    None if grad is None else grad.reshape(1, n, c),
+                                    1.0 / denominator if denominator else 0.0, n_threads, 0.0)
     loss = z.dtype.type(total if reduction == "sum" else _mean(total, denominator))
     return (loss, grad) if return_grad else loss
 
@@ -539,13 +549,11 @@ _MULTICLASS_ARGS = """
 def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
                   ignore_index=-100, label_smoothing=0.0, reduction="mean",
                   return_grad=False, grad_out=None, backend=None, n_threads=None):
-    if (weight is None and sample_weight is None and grad_out is None and backend is None
-            and n_threads is None and type(axis) is int and axis == -1
-            and type(logits) is np.ndarray and type(target) is np.ndarray):
-        result = _fast_cross_entropy(logits, target, ignore_index, label_smoothing, reduction,
-                                     return_grad)
-        if result is not None:
-            return result
+    result = _fast_index_loss("softmax_xent_index", logits, target, axis, weight, sample_weight,
+                              grad_out, backend, n_threads, ignore_index, label_smoothing,
+                              reduction, return_grad)
+    if result is not None:
+        return result
     module = _backends.module(backend)
     plan = _plan_cross_entropy(module, logits, target, axis=axis, weight=weight,
                                sample_weight=sample_weight, ignore_index=ignore_index,
@@ -613,6 +621,11 @@ def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_wei
     """)
 def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ignore_index=-100,
              reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
+    result = _fast_index_loss("nll_index", log_probs, target, axis, weight, sample_weight,
+                              grad_out, backend, n_threads, ignore_index, None, reduction,
+                              return_grad)
+    if result is not None:
+        return result
     module = _backends.module(backend)
     plan = _plan_nll(module, log_probs, target, axis=axis, weight=weight,
                      sample_weight=sample_weight, ignore_index=ignore_index, reduction=reduction)
