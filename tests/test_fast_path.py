@@ -250,3 +250,26 @@ def test_plain_index_loss_calls_take_the_compiled_fast_path(monkeypatch):
         crossent.nll_loss(z, t, return_grad=True)
         crossent.nll_loss(z, t, weight=np.ones(3))   # weights: the general path
     assert calls == ["fast_softmax_xent_index", "fast_nll_index"]
+
+
+@pytest.mark.parametrize("layout", ["C", "fortran"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_axis_none_takes_every_entry_as_one_row(default_backend, name, layout):
+    """As scipy.special's axis=None, on the plain call and the general path,
+    with out= too."""
+    z = np.random.default_rng(6).standard_normal((3, 4, 5))
+    z = np.asfortranarray(z) if layout == "fortran" else z
+    function = getattr(crossent, name)
+    whole = function(z.reshape(-1))
+    want = whole if name == "logsumexp" else whole.reshape(z.shape)
+    for got in (function(z, axis=None), general(function, z, axis=None)):
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    if name != "logsumexp":
+        out = np.empty_like(z)
+        assert function(z, axis=None, out=out) is out
+        np.testing.assert_array_equal(out, want)
+    reference = {"softmax": lambda: np.exp(z - z.max()) / np.exp(z - z.max()).sum(),
+                 "log_softmax": lambda: z - z.max() - np.log(np.exp(z - z.max()).sum()),
+                 "logsumexp": lambda: z.max() + np.log(np.exp(z - z.max()).sum())}[name]()
+    np.testing.assert_allclose(want, reference, rtol=1e-12, atol=1e-15)

@@ -112,6 +112,8 @@ def loss_sums(name, pred, target, *, acc=(0.0, 0.0), backend=None, n_threads=Non
 def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=True):
     """Run an activation over the whole array (axis None) or over rows along
     ``axis``; ``keeps_class_axis`` is False for logsumexp, whose result drops it."""
+    if axis is None and kernel not in ("sigmoid", "log_sigmoid"):
+        return _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis)
     if out is None and backend is None and n_threads is None:
         result = _fast_activation(kernel, x, axis, keeps_class_axis)
         if result is not None:
@@ -149,6 +151,20 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     getattr(module, kernel)(z_v, out_v, n_threads)
     if out is None and result.ndim == 0:
         return result[()]
+    return result
+
+
+def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
+    """softmax, log_softmax or logsumexp with ``axis=None``: every entry in one
+    row, as ``scipy.special``'s ``axis=None``."""
+    z = as_prediction(x, "z")
+    row = _run_activation(kernel, z.reshape(-1), -1, None, backend, n_threads, keeps_class_axis)
+    if not keeps_class_axis:
+        return row
+    if out is None:
+        return row.reshape(z.shape)
+    result = check_out(out, z.shape, z.dtype, [z])
+    result[...] = row.reshape(z.shape)
     return result
 
 
@@ -306,7 +322,8 @@ def softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
     """``softmax(z)_c = exp(z_c − m) / Σ_k exp(z_k − m)`` along ``axis``, ``m = max_k z_k``.
 
     Max-shifted, so no overflow. ``out`` may be ``z`` itself. Arguments and
-    dtypes as :func:`sigmoid`, plus ``axis`` (the class axis, default last).
+    dtypes as :func:`sigmoid`, plus ``axis`` (the class axis, default last;
+    ``None``: every entry as one row, as ``scipy.special.softmax``).
 
     Example
     -------
@@ -320,7 +337,8 @@ def log_softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
     """``log_softmax(z)_c = z_c − m − log Σ_k exp(z_k − m)`` along ``axis``.
 
     Max-shifted; no ``log(0)``, so very negative logits give large finite
-    values, not ``-inf``. ``out`` may be ``z`` itself.
+    values, not ``-inf``. ``out`` may be ``z`` itself; ``axis=None`` takes
+    every entry as one row (as :func:`softmax`).
 
     Example
     -------
@@ -333,8 +351,9 @@ def log_softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
 def logsumexp(z, axis=-1, *, backend=None, n_threads=None):
     """``log Σ_k exp(z_k)`` along ``axis``, max-shifted (as ``scipy.special.logsumexp``).
 
-    Returns an array of ``z``'s shape without ``axis`` (a scalar for 1-D input),
-    in the computation dtype. An empty axis gives ``-inf``.
+    Returns an array of ``z``'s shape without ``axis`` (a scalar for 1-D input
+    or ``axis=None``, which takes every entry), in the computation dtype. An
+    empty axis gives ``-inf``.
 
     Example
     -------
