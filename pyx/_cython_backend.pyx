@@ -960,7 +960,6 @@ cdef object _fast_index_loss(int kind, z, t, Py_ssize_t ignore_index, double lab
     cdef RowCtx c
     cdef Py_ssize_t n, kept
     cdef double total, denominator = 1.0
-    cdef float total32
     if (not _plain_array(za, 2) or not _plain_array(ta, 1)
             or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
             or (label_type != cnp.NPY_INT32 and label_type != cnp.NPY_INT64)
@@ -988,12 +987,16 @@ cdef object _fast_index_loss(int kind, z, t, Py_ssize_t ignore_index, double lab
     total = _run_bound_rows(&c, typenum == cnp.NPY_FLOAT32, n_threads, 0.0)
     if mean:
         total = _mean(total, denominator)
-    if typenum == cnp.NPY_FLOAT32:
-        total32 = <float>total
-        loss = PyArray_Scalar(&total32, cnp.PyArray_DescrFromType(typenum), None)
-    else:
-        loss = PyArray_Scalar(&total, cnp.PyArray_DescrFromType(typenum), None)
+    loss = _loss_scalar(total, typenum)
     return (loss, grad) if return_grad else loss
+
+
+cdef object _loss_scalar(double total, int typenum):
+    """A loss total as the NumPy scalar of the data's dtype."""
+    cdef float total32 = <float>total
+    if typenum == cnp.NPY_FLOAT32:
+        return PyArray_Scalar(&total32, cnp.PyArray_DescrFromType(typenum), None)
+    return PyArray_Scalar(&total, cnp.PyArray_DescrFromType(typenum), None)
 
 
 cdef void _bind_rows(Strided *op, cnp.ndarray a, Py_ssize_t rows, Py_ssize_t cols) noexcept:
@@ -1062,6 +1065,43 @@ def fast_activation(str name, z, int n_threads):
         _bind_rows(&c.out3, result, size // classes, classes)
     _run_bound_rows(&c, f32, n_threads, 0.0)
     return _scalar_if_0d(result)
+
+
+def fast_bce_with_logits(z, y, double label_smoothing, bint mean, bint return_grad,
+                         int n_threads):
+    """The facade's plain ``binary_cross_entropy_with_logits(z, y)`` in one
+    compiled call: z and y C-contiguous float32/float64 arrays of one dtype
+    and shape, not empty, no weights; the loss as a NumPy scalar (with the
+    gradient when return_grad).  The kernel runs on the (1, size) views the
+    general path folds the arrays to, so the bits are the same.  None for
+    any other call, which the general path computes or rejects."""
+    cdef cnp.ndarray za = <cnp.ndarray?>z, ya = <cnp.ndarray?>y, grad = None
+    cdef int typenum = cnp.PyArray_TYPE(za), ndim = cnp.PyArray_NDIM(za)
+    cdef bint f32 = typenum == cnp.NPY_FLOAT32
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(za)
+    cdef ElementwiseCtx e
+    cdef double total
+    if (not (f32 or typenum == cnp.NPY_FLOAT64) or cnp.PyArray_TYPE(ya) != typenum
+            or size == 0 or cnp.PyArray_NDIM(ya) != ndim
+            or not cnp.PyArray_CompareLists(cnp.PyArray_DIMS(za), cnp.PyArray_DIMS(ya), ndim)
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(za) and cnp.PyArray_ISBEHAVED_RO(za))
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(ya) and cnp.PyArray_ISBEHAVED_RO(ya))
+            or not 0.0 <= label_smoothing <= 1.0):
+        return None
+    memset(&e, 0, sizeof(ElementwiseCtx))
+    e.kind = EW_BCE_LOGITS
+    e.label_smoothing = label_smoothing
+    e.grad_scale = 1.0 / size if mean else 1.0
+    _bind_rows(&e.op[OP_X], za, size, 0)
+    _bind_rows(&e.op[OP_Y], ya, size, 0)
+    if return_grad:
+        grad = cnp.PyArray_EMPTY(ndim, cnp.PyArray_DIMS(za), typenum, 0)
+        _bind_rows(&e.op[OP_GRAD], grad, size, 0)
+    total = _run_bound_elementwise(&e, f32, n_threads, 0.0)
+    if mean:
+        total = total / size
+    loss = _loss_scalar(total, typenum)
+    return (loss, grad) if return_grad else loss
 
 
 cdef double _mean(double total, double denominator) noexcept:

@@ -96,17 +96,51 @@ def test_unusual_calls_leave_the_fast_path_with_the_same_answer(default_backend,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(10,), (1000, 3)])
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_bce_with_logits_fast_path_equals_general_path(dtype, shape, reduction):
+@pytest.mark.parametrize("shape", [(), (10,), (1000, 3), (2, 3, 70000)])
+@pytest.mark.parametrize("options", [{}, {"reduction": "sum"}, {"label_smoothing": 0.1}])
+def test_bce_with_logits_fast_path_equals_general_path(default_backend, dtype, shape, options):
     rng = np.random.default_rng(1)
     z = (rng.standard_normal(shape) * 5).astype(dtype)
-    y = (rng.random(shape) < 0.5).astype(dtype)
-    fast = crossent.binary_cross_entropy_with_logits(z, y, reduction=reduction, return_grad=True)
-    slow = general(crossent.binary_cross_entropy_with_logits, z, y, reduction=reduction,
-                   return_grad=True)
-    np.testing.assert_array_equal(fast[0], slow[0])
-    np.testing.assert_array_equal(fast[1], slow[1])
+    y = rng.random(shape).astype(dtype)
+    if z.size > 3:   # the limits and NaN, on both paths
+        z.flat[:3] = [np.inf, -np.inf, np.nan]
+    assert_fast_path_gives_the_general_bits(crossent.binary_cross_entropy_with_logits, z, y,
+                                            options)
+
+
+@pytest.mark.parametrize("case", list(UNUSUAL_LAYOUTS) + [
+    "targets of another dtype", "targets of another shape", "integer targets", "reduction none",
+    "weight", "bad label_smoothing"])
+def test_unusual_bce_with_logits_calls_leave_the_fast_path_with_the_same_answer(
+        default_backend, case):
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((6, 5)) * 3
+    y = rng.random((6, 5))
+    kwargs = {}
+    if case in UNUSUAL_LAYOUTS:
+        z = UNUSUAL_LAYOUTS[case](z)
+        y = y[:0] if case == "empty" else y
+    elif case == "targets of another dtype":
+        y = y.astype(np.float32)
+    elif case == "targets of another shape":
+        with pytest.raises(ValueError, match=r"target: expected shape \(6, 5\)"):
+            crossent.binary_cross_entropy_with_logits(z, y[:1])
+        return
+    elif case == "integer targets":
+        y = (y < 0.5).astype(np.int64)
+    elif case == "reduction none":
+        kwargs["reduction"] = "none"
+    elif case == "weight":
+        kwargs["weight"] = np.arange(1.0, 6.0)
+    elif case == "bad label_smoothing":
+        with pytest.raises(ValueError, match="label_smoothing"):
+            crossent.binary_cross_entropy_with_logits(z, y, label_smoothing=1.5)
+        return
+    got = crossent.binary_cross_entropy_with_logits(z, y, return_grad=True, **kwargs)
+    want = crossent.binary_cross_entropy_with_logits(z, y, return_grad=True, backend="numpy",
+                                                     **kwargs)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
 
 
 def test_bad_labels_on_the_fast_path_still_raise_the_documented_error(default_backend):
@@ -235,11 +269,11 @@ def test_unusual_nll_calls_leave_the_fast_path_with_the_same_answer(default_back
 
 
 @pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
-def test_plain_index_loss_calls_take_the_compiled_fast_path(monkeypatch):
+def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
     from crossent import _backends
     module = _backends.module("cython")
     calls = []
-    for name in ("fast_softmax_xent_index", "fast_nll_index"):
+    for name in ("fast_softmax_xent_index", "fast_nll_index", "fast_bce_with_logits"):
         def spy(*args, _name=name, _fast=getattr(module, name)):
             calls.append(_name)
             return _fast(*args)
@@ -249,7 +283,9 @@ def test_plain_index_loss_calls_take_the_compiled_fast_path(monkeypatch):
         crossent.cross_entropy(z, t)
         crossent.nll_loss(z, t, return_grad=True)
         crossent.nll_loss(z, t, weight=np.ones(3))   # weights: the general path
-    assert calls == ["fast_softmax_xent_index", "fast_nll_index"]
+        crossent.binary_cross_entropy_with_logits(z, z, return_grad=True)
+        crossent.binary_cross_entropy_with_logits(z, z, pos_weight=np.ones(3))   # general
+    assert calls == ["fast_softmax_xent_index", "fast_nll_index", "fast_bce_with_logits"]
 
 
 @pytest.mark.parametrize("layout", ["C", "fortran"])

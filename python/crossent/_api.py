@@ -258,12 +258,19 @@ def _fast_activation(kernel, z, axis, keeps_class_axis):
 
 
 def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
-    if (z.dtype not in _FLOATS or y.dtype != z.dtype or z.shape != y.shape or z.size == 0
-            or not _contiguous_aligned(z) or not _contiguous_aligned(y)
-            or type(label_smoothing) is not float
-            or not 0.0 <= label_smoothing <= 1.0 or reduction not in ("mean", "sum")):
+    """A plain binary_cross_entropy_with_logits (no weights, no grad_out, the
+    default backend and threads, ndarrays of one float dtype and shape)."""
+    if type(label_smoothing) is not float or reduction not in ("mean", "sum"):
         return None
     module, n_threads = _backends.defaults()
+    compiled = getattr(module, "fast_bce_with_logits", None)
+    if compiled is not None:
+        # The whole call in one compiled function (the Cython backend).
+        return compiled(z, y, label_smoothing, reduction == "mean", return_grad, n_threads)
+    if (z.dtype not in _FLOATS or y.dtype != z.dtype or z.shape != y.shape or z.size == 0
+            or not _contiguous_aligned(z) or not _contiguous_aligned(y)
+            or not 0.0 <= label_smoothing <= 1.0):
+        return None
     z2, y2 = z.reshape(1, z.size), y.reshape(1, z.size)
     grad = np.empty(z.shape, z.dtype) if return_grad else None
     scale = 1.0 / z.size if reduction == "mean" else 1.0
