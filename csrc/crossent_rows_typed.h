@@ -753,9 +753,10 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     if (grad == NULL)
         return;
 #if CE_TILE_SHUFFLES
-    if (zt_rows > CE_LANES) {
-        /* Medium rows: the gradient in zt, vertically, out by tiles, the
-         * target's entry last.  (Short rows: 1.0x in tiles, measured.) */
+    {
+        /* The gradient in zt, vertically, out by tiles, the target's entry
+         * last: for medium rows, and for short ones too, 1.13x faster than
+         * row by row with AVX-512 (1.0x with AVX2; 10 classes, measured). */
         CE_REAL e_t[G];
         for (int k = 0; k < G; k++)
             e_t[k] = zt[t[k]][k];
@@ -840,16 +841,15 @@ CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     for (int k = 0; k < G; k++)
         inv_sum[k] = (CE_REAL)(1.0 / sum[k]);
 #if CE_TILE_SHUFFLES
-    if (zt_rows > CE_LANES) {
-        /* Medium rows: scaled in zt, out by tiles (see xent_index_group). */
-        for (ptrdiff_t c = 0; c < n; c++) {
-            CE_NO_UNROLL
-            for (int k = 0; k < G; k++)
-                zt[c][k] *= inv_sum[k];
-        }
-        CE_FN(transpose_out)(out, count, special, zt, n);
-        return;
+    /* Scaled in zt, out by tiles (see xent_index_group; short rows 1.14x
+     * faster so with AVX-512, 1.08x with AVX2: 10 classes, measured). */
+    for (ptrdiff_t c = 0; c < n; c++) {
+        CE_NO_UNROLL
+        for (int k = 0; k < G; k++)
+            zt[c][k] *= inv_sum[k];
     }
+    CE_FN(transpose_out)(out, count, special, zt, n);
+    return;
 #endif
     for (ptrdiff_t k = 0; k < count; k++)
         for (ptrdiff_t c = 0; !special[k] && c < n; c++)
