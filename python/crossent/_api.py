@@ -203,8 +203,8 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
     compiled = getattr(module, _COMPILED_INDEX_LOSS[kernel], None)
     if compiled is not None:
         # The whole call in one compiled function (the Cython backend).  No
-        # star-arguments, string building or tuple tests here: each costs a
-        # tenth of a microsecond, and the whole 1 x 10 call is about one.
+        # star-arguments, string building or tuple tests here: they were 2000
+        # of the 16 000 instructions of a 1 x 10 call (callgrind).
         if type(ignore_index) is not int or reduction != "mean" and reduction != "sum":
             return None
         if label_smoothing is None:
