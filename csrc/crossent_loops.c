@@ -76,10 +76,12 @@ static int ce_run_blocks(const ce_block_plan *plan, double *acc)
     }
 #ifdef _OPENMP
     if (threads > 1) {
-        /* Blocks are handed out one at a time (dynamic), not in fixed halves:
-         * on a busy machine a thread whose core is taken does less of the
-         * work instead of holding up the others.  The bits do not change:
-         * each block's sum goes to its own slot. */
+        /* Blocks are handed out a few at a time (dynamic, see
+         * ce_blocks_per_grab), not in fixed halves: on a busy machine a
+         * thread whose core is taken does less of the work instead of
+         * holding up the others.  The bits do not change: each block's sum
+         * goes to its own slot. */
+        ptrdiff_t grab = ce_blocks_per_grab(n_blocks, threads);
         CE_OMP(omp parallel num_threads(threads))
         {
             int ok;
@@ -88,7 +90,7 @@ static int ce_run_blocks(const ce_block_plan *plan, double *acc)
                 CE_OMP(omp atomic write)
                 status = CE_ERR_NOMEM;
             }
-            CE_OMP(omp for schedule(dynamic, 1))
+            CE_OMP(omp for schedule(dynamic, grab))
             for (ptrdiff_t b = 0; b < n_blocks; b++)
                 if (ok)
                     ce_work_block(plan, scratch, block_sums, b);

@@ -186,10 +186,12 @@ cdef int _run_blocks(BlockFn block_fn, const void *ctx, Py_ssize_t n_blocks,
         return -1
     with parallel(num_threads=threads):
         scratch = malloc(scratch_bytes) if scratch_bytes else NULL
-        # One block at a time (dynamic), as the C loops hand them out: on a
-        # busy machine a thread whose core is taken then does less of the
-        # work instead of holding up the call; the sums stay in block order.
-        for parallel_block in prange(n_blocks, schedule='dynamic', chunksize=1):
+        # A few blocks at a time (dynamic, see ce_blocks_per_grab), as the C
+        # loops hand them out: on a busy machine a thread whose core is
+        # taken then does less of the work instead of holding up the call;
+        # the sums stay in block order.
+        for parallel_block in prange(n_blocks, schedule='dynamic',
+                                     chunksize=ce_blocks_per_grab(n_blocks, threads)):
             if scratch_bytes and scratch == NULL:
                 failed += 1
             else:

@@ -8,6 +8,7 @@ cdef extern from "crossent_rows.h" nogil:
     enum:
         CE_BLOCK_ELEMS
         CE_BLOCK_ROWS
+    ptrdiff_t ce_blocks_per_grab(ptrdiff_t n_blocks, int threads)
 
     # SIMD dispatch
     int ce_simd_select(const char *variant)
