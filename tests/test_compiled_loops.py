@@ -287,6 +287,18 @@ def test_bitwise_identical_for_every_thread_count(kernels, name, dtype, shape):
     assert_bitwise(call(kernels, name, args, n_threads=2), call(kernels, name, args, n_threads=1))
 
 
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("name", ALL_KERNELS)
+def test_blocks_taken_several_at_a_time_give_the_bits_of_one_thread(kernels, name, n_threads):
+    # 103 blocks of CE_BLOCK_ROWS rows (or CE_BLOCK_ELEMS elements): the
+    # threads take them 3 (2 threads) or 2 (3 threads) at a time, with a
+    # short last grab (ce_blocks_per_grab)
+    args = make_case(name, np.float32, "full", elementwise_shape=(103, 4096),
+                     rows_shape=((103 * 64 // 8, 8), 3))
+    assert_bitwise(call(kernels, name, args, n_threads=n_threads),
+                   call(kernels, name, args, n_threads=1))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", LOSSES + ["index_weight_sum"])
 def test_bitwise_identical_for_every_thread_count_small(kernels, name, dtype):
