@@ -29,6 +29,10 @@ from crossent_rows cimport *
 
 cnp.import_array()
 
+from crossent._outputs import RECYCLE_MIN_BYTES, empty as _recycled_empty
+
+cdef Py_ssize_t _RECYCLE_MIN_BYTES = RECYCLE_MIN_BYTES
+
 cdef extern from "numpy/arrayobject.h":
     # (commented out in numpy's own __init__.pxd)
     object PyArray_Scalar(void *data, cnp.dtype descr, object base)
@@ -932,6 +936,19 @@ cdef void _bind_with_leading_one(Strided *op, cnp.ndarray a) noexcept:
         op.strides[d + 1] = cnp.PyArray_STRIDES(a)[d]
 
 
+cdef cnp.ndarray _new_output(int ndim, cnp.npy_intp *dims, int typenum):
+    """A new float32/float64 result: crossent._outputs.empty (a recycled
+    buffer) from its size on, else PyArray_EMPTY."""
+    cdef Py_ssize_t nbytes = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef int d
+    for d in range(ndim):
+        nbytes *= dims[d]
+    if nbytes < _RECYCLE_MIN_BYTES:
+        return cnp.PyArray_EMPTY(ndim, dims, typenum, 0)
+    return _recycled_empty(tuple([dims[d] for d in range(ndim)]),
+                           cnp.PyArray_DescrFromType(typenum))
+
+
 cdef inline bint _plain_array(cnp.ndarray a, int ndim) noexcept:
     return (cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_IS_C_CONTIGUOUS(a)
             and cnp.PyArray_ISBEHAVED_RO(a))
@@ -981,7 +998,7 @@ cdef object _fast_index_loss(int kind, z, t, Py_ssize_t ignore_index, double lab
         # index_weight_sum without weights: a count, exact in float64.
         denominator = <double>kept
     if return_grad:
-        grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(za), typenum, 0)
+        grad = _new_output(2, cnp.PyArray_DIMS(za), typenum)
         _bind_with_leading_one(&c.out3, grad)
     c.ignore_index = ignore_index
     c.label_smoothing = label_smoothing
@@ -1038,7 +1055,7 @@ def fast_activation(str name, z, int n_threads):
             or not (cnp.PyArray_IS_C_CONTIGUOUS(za) and cnp.PyArray_ISBEHAVED_RO(za))):
         return None
     if name == "sigmoid" or name == "log_sigmoid":
-        result = cnp.PyArray_EMPTY(ndim, cnp.PyArray_DIMS(za), typenum, 0)
+        result = _new_output(ndim, cnp.PyArray_DIMS(za), typenum)
         memset(&e, 0, sizeof(ElementwiseCtx))
         e.kind = EW_SIGMOID if name == "sigmoid" else EW_LOG_SIGMOID
         e.grad_scale = 1.0
@@ -1049,7 +1066,7 @@ def fast_activation(str name, z, int n_threads):
     if ndim == 0:
         return None
     classes = cnp.PyArray_DIMS(za)[ndim - 1]
-    result = cnp.PyArray_EMPTY(ndim - drops_axis, cnp.PyArray_DIMS(za), typenum, 0)
+    result = _new_output(ndim - drops_axis, cnp.PyArray_DIMS(za), typenum)
     memset(&c, 0, sizeof(RowCtx))
     if name == "softmax":
         c.kind = ROW_SOFTMAX
@@ -1097,7 +1114,7 @@ def fast_bce_with_logits(z, y, double label_smoothing, bint mean, bint return_gr
     _bind_rows(&e.op[OP_X], za, size, 0)
     _bind_rows(&e.op[OP_Y], ya, size, 0)
     if return_grad:
-        grad = cnp.PyArray_EMPTY(ndim, cnp.PyArray_DIMS(za), typenum, 0)
+        grad = _new_output(ndim, cnp.PyArray_DIMS(za), typenum)
         _bind_rows(&e.op[OP_GRAD], grad, size, 0)
     total = _run_bound_elementwise(&e, f32, n_threads, 0.0)
     if mean:

@@ -13,6 +13,7 @@ from ._api import (binary_cross_entropy, binary_cross_entropy_with_logits, categ
                    softmax)
 from ._backends import (backends, get_backend, get_num_threads, set_backend, set_num_threads,
                         use_backend)
+from ._outputs import release_memory
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
     "categorical_cross_entropy", "nll_loss", "mse_loss",
     "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
-    "get_num_threads", "info", "linear", "evaluate",
+    "get_num_threads", "release_memory", "info", "linear", "evaluate",
 ]
 
 

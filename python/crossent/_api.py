@@ -9,6 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _backends
+from ._outputs import empty as new_output
 from ._validate import (as_prediction, check_axis, check_out, elementwise_plan, fold,
                         move_class_axis, multiclass_plan)
 
@@ -84,8 +85,8 @@ def _run_loss(plan, module, n_threads, return_grad, grad_out):
         grad = check_out(grad_out, plan.pred.shape, dtype, plan.user_inputs, name="grad_out",
                          contiguous=True, in_place_ok=False)
     else:
-        grad = np.empty(plan.pred.shape, dtype) if return_grad else None
-    losses = np.empty(plan.lead_shape, dtype) if plan.reduction == "none" else None
+        grad = new_output(plan.pred.shape, dtype) if return_grad else None
+    losses = new_output(plan.lead_shape, dtype) if plan.reduction == "none" else None
     total, denominator = _sums(plan, module, n_threads, losses, grad)
     if plan.reduction == "none":
         loss = losses
@@ -125,7 +126,7 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
         axis = check_axis(axis, z.ndim, "z")
     out_shape = z.shape if keeps_class_axis else z.shape[:axis] + z.shape[axis + 1:]
     if out is None:
-        result = np.empty(out_shape, z.dtype)
+        result = new_output(out_shape, z.dtype)
     else:
         result = check_out(out, out_shape, z.dtype, [z])
     if z.size == 0:
@@ -228,7 +229,7 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
         return None
     denominator = (module.index_weight_sum(t2, None, None, ignore_index, n_threads, 0.0)
                    if reduction == "mean" else 1.0)
-    grad = np.empty((n, c), z.dtype) if return_grad else None
+    grad = new_output((n, c), z.dtype) if return_grad else None
     total = getattr(module, kernel)(z3, t2, None, None, ignore_index, *smoothing, None,
                                     None if grad is None else grad.reshape(1, n, c),
                                     1.0 / denominator if denominator else 0.0, n_threads, 0.0)
@@ -252,12 +253,12 @@ def _fast_activation(kernel, z, axis, keeps_class_axis):
     if z.dtype not in _FLOATS or z.size == 0 or not _contiguous_aligned(z):
         return None
     if axis is None:
-        result = np.empty(z.shape, z.dtype)
+        result = new_output(z.shape, z.dtype)
         getattr(module, kernel)(z.reshape(1, z.size), result.reshape(1, z.size), n_threads)
     elif type(axis) is int and z.ndim > 0 and axis in (-1, z.ndim - 1):
         classes = z.shape[-1]
         rows = z.size // classes
-        result = np.empty(z.shape if keeps_class_axis else z.shape[:-1], z.dtype)
+        result = new_output(z.shape if keeps_class_axis else z.shape[:-1], z.dtype)
         getattr(module, kernel)(z.reshape(1, rows, classes),
                                 result.reshape((1, rows) + ((classes,) if keeps_class_axis
                                                             else ())),
@@ -282,7 +283,7 @@ def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
             or not 0.0 <= label_smoothing <= 1.0):
         return None
     z2, y2 = z.reshape(1, z.size), y.reshape(1, z.size)
-    grad = np.empty(z.shape, z.dtype) if return_grad else None
+    grad = new_output(z.shape, z.dtype) if return_grad else None
     scale = 1.0 / z.size if reduction == "mean" else 1.0
     total = module.bce_with_logits(z2, y2, None, None, None, label_smoothing, None,
                                    None if grad is None else grad.reshape(1, z.size), scale,
