@@ -139,10 +139,41 @@ def case_bounds(bandwidth, exp_ns, log1p_ns, n_threads, softmax_exp_ns=None):
     return rows
 
 
-def against_run(rows, run):
+def same_moment_ratios(n_threads, bandwidth, rounds):
+    """Each case's plain call over its bound, the two measured in the same
+    round, `rounds` times; the median per case.  On a shared VM the exp probe
+    alone moves by up to 2x from one minute to the next (exp_moderate 0.40 to
+    0.75 ns on the Intel VM of docs/performance.md), so a bound probed
+    minutes away from the run says little about the run."""
+    from crossent._bench_cases import Case, make_inputs
+    calls = {}
+    for name, shape, dtype, _ in CASES:
+        function = BENCH_IDS[name].split("[")[0]
+        inputs = make_inputs(Case(function, shape, np.dtype(dtype).name, "contiguous"))
+        calls[name] = (lambda f=getattr(crossent, function), a=inputs.args, k=inputs.kwargs:
+                       f(*a, **k))
+    ratios = {name: [] for name in calls}
+    saved_threads = crossent.get_num_threads()
+    crossent.set_num_threads(n_threads)
+    try:
+        for _ in range(rounds):
+            rows = case_bounds(bandwidth, primitive_ns("exp", np.float32),
+                               primitive_ns("log1p", np.float32), n_threads,
+                               softmax_exp_ns=primitive_ns("exp_moderate", np.float32))
+            for row in rows:
+                call = calls[row["case"]]
+                call()
+                ratios[row["case"]].append(best_of(call, 5) * 1e3 / row["bound_ms"])
+    finally:
+        crossent.set_num_threads(saved_threads)
+    return {name: float(np.median(values)) for name, values in ratios.items()}
+
+
+def against_run(rows, run, same_moment=None):
     """Issue 9's table from the bounds `rows` and a saved bench `run`: one dict
     per case with crossent's plain call, the fastest correct peer and both
-    ratios; cases the run lacks are left out."""
+    ratios; cases the run lacks are left out.  With `same_moment` (from
+    same_moment_ratios), the bound goal is judged on those ratios."""
     seconds = {(r["case"], r["impl"]): r["seconds"] for r in run["results"]
                if r.get("correct") and r.get("seconds")}
     table = []
@@ -157,8 +188,11 @@ def against_run(rows, run):
         if peers:
             peer = min(peers, key=peers.get)
             entry.update(peer=peer, peer_ms=peers[peer] * 1e3, times_peer=peers[peer] / ours)
+        times_bound = entry["times_bound"]
+        if same_moment is not None and row["case"] in same_moment:
+            times_bound = entry["times_bound_same_moment"] = same_moment[row["case"]]
         entry["goals_met"] = (entry.get("times_peer", 0.0) >= PEER_GOAL
-                              and entry["times_bound"] <= BOUND_GOAL)
+                              and times_bound <= BOUND_GOAL)
         table.append(entry)
     one_call = seconds.get((ONE_CALL_ID, "default"))
     if one_call is not None:
@@ -169,7 +203,7 @@ def against_run(rows, run):
 
 def print_against(table):
     print(f"\n{'case':28s} {'crossent':>10s} {'fastest peer':>20s} {'x peer':>7s} "
-          f"{'bound':>9s} {'x bound':>8s}  goals")
+          f"{'bound':>9s} {'x bound':>8s} {'same moment':>11s}  goals")
     for e in table:
         peer = f"{e['peer']} {e['peer_ms']:.3g}ms" if "peer" in e else "-"
         ratio = f"{e['times_peer']:6.2f}x" if "peer" in e else "      -"
@@ -177,7 +211,9 @@ def print_against(table):
                  else f"{'-':>9s} {'-':>8s}")
         ours = (f"{e['crossent_ms']:8.4g}ms" if e["crossent_ms"] >= 0.1
                 else f"{e['crossent_ms'] * 1e3:8.4g}us")
-        print(f"{e['case']:28s} {ours} {peer:>20s} {ratio} {bound}  "
+        now = (f"{e['times_bound_same_moment']:10.2f}x" if "times_bound_same_moment" in e
+               else f"{'-':>11s}")
+        print(f"{e['case']:28s} {ours} {peer:>20s} {ratio} {bound} {now}  "
               f"{'met' if e['goals_met'] else 'MISSED'}")
 
 
@@ -187,6 +223,9 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--against", metavar="RUN.json",
                         help="a `crossent bench --json` run to set against the bounds")
+    parser.add_argument("--same-moment", type=int, default=7, metavar="ROUNDS",
+                        help="with --against: also time crossent's plain calls against a "
+                             "bound probed in the same round, ROUNDS times (0: off)")
     args = parser.parse_args(argv)
     run = None
     if args.against:
@@ -218,7 +257,9 @@ def main(argv=None):
               f"{row['compute_ms']:7.2f}ms {row['bound_ms']:7.2f}ms  {row['limit']}")
     table = None
     if run is not None:
-        table = against_run(rows, run)
+        same_moment = (same_moment_ratios(args.threads, bandwidth, args.same_moment)
+                       if args.same_moment > 0 else None)
+        table = against_run(rows, run, same_moment)
         print_against(table)
     if args.json:
         with open(args.json, "w") as f:

@@ -5,6 +5,8 @@ import pathlib
 
 import pytest
 
+import crossent
+
 pytest.importorskip("crossent._primitives")
 _spec = importlib.util.spec_from_file_location(
     "roofline", pathlib.Path(__file__).with_name("roofline.py"))
@@ -76,3 +78,23 @@ def test_against_skips_wrong_results_and_missing_cases():
     run["results"][1]["correct"] = False           # a peer with a wrong answer is no yardstick
     (entry,) = roofline.against_run(rows, run)
     assert "peer" not in entry and not entry["goals_met"]
+
+
+def test_same_moment_ratios_judge_the_bound_goal_when_given():
+    rows = roofline.case_bounds(bandwidth=10.0, exp_ns=1.0, log1p_ns=2.0, n_threads=2)
+    bce = roofline.BENCH_IDS["bce_with_logits 10^6"]
+    run = fake_run({(bce, "default"): 1e-3, (bce, "torch"): 4e-3})   # 0.67x a 1.5 ms bound
+    (entry,) = roofline.against_run(rows, run, same_moment={"bce_with_logits 10^6": 2.5})
+    assert entry["times_bound"] == pytest.approx(1.0 / 1.5)
+    assert entry["times_bound_same_moment"] == 2.5 and not entry["goals_met"]
+    (entry,) = roofline.against_run(rows, run, same_moment={"bce_with_logits 10^6": 1.5})
+    assert entry["goals_met"]
+
+
+def test_same_moment_ratios_time_every_case_against_its_bound():
+    threads = crossent.get_num_threads()
+    ratios = roofline.same_moment_ratios(n_threads=1, bandwidth=10.0, rounds=1)
+    assert set(ratios) == {name for name, *_ in roofline.CASES}
+    # a call cannot beat its own lower bound by much (probe noise aside)
+    assert all(0.3 < r < 1000 for r in ratios.values())
+    assert crossent.get_num_threads() == threads
