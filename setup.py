@@ -62,7 +62,7 @@ MACROS = [
     ("CE_BUILD_FLAGS", '"%s"' % BUILD_FLAGS),
     ("CE_HAVE_OPENMP", "1" if OPENMP else "0"),
 ]
-ROW_SOURCES = _rel("csrc/crossent_rows*.c") + _rel("csrc/crossent_dispatch.c")
+ROW_SOURCES = _rel("csrc/crossent_rows*.c") + _rel("csrc/crossent_dispatch.c") + _rel("csrc/crossent_blocks.c")
 
 
 def _extension(name, sources):
@@ -79,7 +79,7 @@ def _extension(name, sources):
 
 
 extensions = []
-c_backend_sources = _rel("csrc/crossent_loops*.c") + _rel("csrc/crossent_cbinding.c")
+c_backend_sources = _rel("csrc/crossent_cbinding.c")
 if c_backend_sources:
     extensions.append(_extension("crossent._c_backend", c_backend_sources))
 

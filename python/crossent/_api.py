@@ -116,7 +116,7 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     if axis is None and kernel not in ("sigmoid", "log_sigmoid"):
         return _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis)
     if out is None and backend is None and n_threads is None:
-        result = _fast_activation(kernel, x, axis, keeps_class_axis)
+        result = _fast_activation(kernel, x, axis)
         if result is not None:
             return result
     module = _backends.module(backend)
@@ -172,21 +172,13 @@ def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
 # --------------------------------------------------------------- fast paths
 #
 # The plain call -- C-contiguous float32/float64 arrays, default axis, no
-# weights, no grad_out, default backend and threads -- skips building a plan
-# and calls the kernels on the same canonical views the general path would
-# build (so the bits are the same).  Anything unusual, including every error,
-# returns None and takes the general path, which validates and explains.
+# weights, no grad_out, default backend and threads -- skips building a plan:
+# the compiled backends answer it in one call (fast_* in
+# csrc/crossent_pybind.h) on the same canonical views the general path would
+# build, so the bits are the same.  Anything unusual, including every error,
+# gives None and takes the general path, which validates and explains.
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_INDEXES = (np.dtype(np.int64), np.dtype(np.int32))
-
-
-def _contiguous_aligned(x):
-    flags = x.flags
-    return flags.c_contiguous and flags.aligned
-
-
-# The Cython backend's one-call entry point of each index loss kernel.
+# Each index loss kernel's one-call entry point.
 _COMPILED_INDEX_LOSS = {"softmax_xent_index": "fast_softmax_xent_index",
                         "nll_index": "fast_nll_index"}
 
@@ -198,74 +190,31 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
     (cross_entropy) or "nll_index" (nll_loss, ``label_smoothing`` None)."""
     if (weight is not None or sample_weight is not None or grad_out is not None
             or backend is not None or n_threads is not None or type(axis) is not int
-            or axis != -1 or type(z) is not np.ndarray or type(t) is not np.ndarray):
+            or axis != -1 or type(z) is not np.ndarray or type(t) is not np.ndarray
+            or type(ignore_index) is not int or reduction != "mean" and reduction != "sum"):
         return None
     module, n_threads = _backends.defaults()
     compiled = getattr(module, _COMPILED_INDEX_LOSS[kernel], None)
-    if compiled is not None:
-        # The whole call in one compiled function (the Cython backend).  No
-        # star-arguments, string building or tuple tests here: they were 2000
-        # of the 16 000 instructions of a 1 x 10 call (callgrind).
-        if type(ignore_index) is not int or reduction != "mean" and reduction != "sum":
-            return None
-        if label_smoothing is None:
-            return compiled(z, t, ignore_index, reduction == "mean", return_grad, n_threads)
-        if type(label_smoothing) is not float:
-            return None
-        return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
-                        n_threads)
-    smoothing = () if label_smoothing is None else (label_smoothing,)
-    if (z.ndim != 2 or t.ndim != 1 or z.dtype not in _FLOATS or t.dtype not in _INDEXES
-            or not _contiguous_aligned(z) or not _contiguous_aligned(t)
-            or type(ignore_index) is not int
-            or smoothing and (type(label_smoothing) is not float
-                              or not 0.0 <= label_smoothing <= 1.0)):
+    if compiled is None:
         return None
-    n, c = z.shape
-    if n == 0 or c == 0 or t.shape[0] != n or reduction not in ("mean", "sum"):
+    # No star-arguments, string building or tuple tests here: in a 1 x 10
+    # call they cost as much as the kernel.
+    if label_smoothing is None:
+        return compiled(z, t, ignore_index, reduction == "mean", return_grad, n_threads)
+    if type(label_smoothing) is not float:
         return None
-    z3, t2 = z.reshape(1, n, c), t.reshape(1, n)
-    if module.first_bad_index(t2, c, ignore_index) >= 0:
-        return None
-    denominator = (module.index_weight_sum(t2, None, None, ignore_index, n_threads, 0.0)
-                   if reduction == "mean" else 1.0)
-    grad = new_output((n, c), z.dtype) if return_grad else None
-    total = getattr(module, kernel)(z3, t2, None, None, ignore_index, *smoothing, None,
-                                    None if grad is None else grad.reshape(1, n, c),
-                                    1.0 / denominator if denominator else 0.0, n_threads, 0.0)
-    loss = z.dtype.type(total if reduction == "sum" else _mean(total, denominator))
-    return (loss, grad) if return_grad else loss
+    return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
+                    n_threads)
 
 
-def _fast_activation(kernel, z, axis, keeps_class_axis):
+def _fast_activation(kernel, z, axis):
     """_run_activation of a C-contiguous float32/float64 array, whole or along
-    its last axis, into a new array: the views the general path folds it to,
-    (1, size) or (1, rows, classes)."""
-    if type(z) is not np.ndarray:
+    its last axis, into a new array."""
+    if type(z) is not np.ndarray or not (axis is None or type(axis) is int and axis == -1):
         return None
     module, n_threads = _backends.defaults()
     compiled = getattr(module, "fast_activation", None)
-    if compiled is not None:
-        # The whole call in one compiled function (the Cython backend).
-        if axis is None or type(axis) is int and axis == -1:
-            return compiled(kernel, z, n_threads)
-        return None
-    if z.dtype not in _FLOATS or z.size == 0 or not _contiguous_aligned(z):
-        return None
-    if axis is None:
-        result = new_output(z.shape, z.dtype)
-        getattr(module, kernel)(z.reshape(1, z.size), result.reshape(1, z.size), n_threads)
-    elif type(axis) is int and z.ndim > 0 and axis in (-1, z.ndim - 1):
-        classes = z.shape[-1]
-        rows = z.size // classes
-        result = new_output(z.shape if keeps_class_axis else z.shape[:-1], z.dtype)
-        getattr(module, kernel)(z.reshape(1, rows, classes),
-                                result.reshape((1, rows) + ((classes,) if keeps_class_axis
-                                                            else ())),
-                                n_threads)
-    else:
-        return None
-    return result[()] if result.ndim == 0 else result
+    return None if compiled is None else compiled(kernel, z, n_threads)
 
 
 def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
@@ -275,21 +224,9 @@ def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
         return None
     module, n_threads = _backends.defaults()
     compiled = getattr(module, "fast_bce_with_logits", None)
-    if compiled is not None:
-        # The whole call in one compiled function (the Cython backend).
-        return compiled(z, y, label_smoothing, reduction == "mean", return_grad, n_threads)
-    if (z.dtype not in _FLOATS or y.dtype != z.dtype or z.shape != y.shape or z.size == 0
-            or not _contiguous_aligned(z) or not _contiguous_aligned(y)
-            or not 0.0 <= label_smoothing <= 1.0):
+    if compiled is None:
         return None
-    z2, y2 = z.reshape(1, z.size), y.reshape(1, z.size)
-    grad = new_output(z.shape, z.dtype) if return_grad else None
-    scale = 1.0 / z.size if reduction == "mean" else 1.0
-    total = module.bce_with_logits(z2, y2, None, None, None, label_smoothing, None,
-                                   None if grad is None else grad.reshape(1, z.size), scale,
-                                   n_threads, 0.0)
-    loss = z.dtype.type(total / z.size if reduction == "mean" else total)
-    return (loss, grad) if return_grad else loss
+    return compiled(z, y, label_smoothing, reduction == "mean", return_grad, n_threads)
 
 
 # ------------------------------------------------------------ activations

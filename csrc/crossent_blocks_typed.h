@@ -1,0 +1,491 @@
+/*
+ * crossent_blocks_typed.h -- the blocks of one float dtype.  Not a normal
+ * header: crossent_blocks.c includes it once per dtype with
+ *   F    the C type of the data (float, double)
+ *   SUF  the suffix of the crossent_rows.h functions for it (f32, f64)
+ * so that the float32 and float64 blocks are one source.
+ *
+ * Where a kernel's math is named: ce_elementwise_block (elementwise
+ * kernels), ce_row_loss (multiclass losses, one row), ce_row_activation
+ * (softmax, log_softmax, logsumexp, one row), and the batched row functions
+ * in ce_plain_index_block / ce_plain_activation_block / ce_xent_index_tile.
+ */
+#ifndef CE_BLOCKS_TYPED_ONCE
+#define CE_BLOCKS_TYPED_ONCE
+#define CE_PASTE_(name, suffix) name##_##suffix
+#define CE_PASTE(name, suffix) CE_PASTE_(name, suffix)
+/* CE_T(ce_sum) is ce_sum_f32 or ce_sum_f64. */
+#define CE_T(name) CE_PASTE(name, SUF)
+/* A staging tile holds at most this many elements.  Gathering several rows
+ * at once reads a Fortran-ordered operand a cache line (and a page) at a
+ * time instead of one element per page; the tile stays within L2. */
+#define CE_TILE_ELEMS 16384
+#endif
+
+/* ---- elementwise kernels ------------------------------------------------------ */
+
+/* The block function of the call's kernel on n contiguous elements; p[slot]
+ * is NULL for an absent operand. */
+static void CE_T(ce_elementwise_block)(const ce_call *c, F **p, ptrdiff_t n)
+{
+    double gs = c->opt.grad_scale;
+    switch (c->kernel) {
+    case CE_K_sigmoid:
+        CE_T(ce_sigmoid)(p[CE_X], p[CE_OUT], n);
+        break;
+    case CE_K_log_sigmoid:
+        CE_T(ce_log_sigmoid)(p[CE_X], p[CE_OUT], n);
+        break;
+    case CE_K_bce:
+        CE_T(ce_bce_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_SAMPLE_WEIGHT], p[CE_LOSSES], p[CE_OUT], gs, n);
+        break;
+    case CE_K_bce_with_logits:
+        CE_T(ce_bce_logits_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_POS_WEIGHT], p[CE_SAMPLE_WEIGHT],
+                                  c->opt.label_smoothing, p[CE_LOSSES], p[CE_OUT], gs, n);
+        break;
+    case CE_K_mse:
+        CE_T(ce_mse_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_SAMPLE_WEIGHT], p[CE_LOSSES], p[CE_OUT], gs, n);
+        break;
+    }
+}
+
+/* dst[i] = op[flat index start + i] for i < n (C order of (R, cols)). */
+static void CE_T(ce_gather_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t start, ptrdiff_t n, F *dst)
+{
+    ptrdiff_t r = start / cols, k = start - r * cols, i = 0;
+    while (i < n) {
+        const char *row = op->data + r * op->strides[0] + k * op->strides[1];
+        ptrdiff_t take = ce_min(cols - k, n - i);
+        if (op->strides[1] == (ptrdiff_t)sizeof(F))
+            memcpy(dst + i, row, (size_t)take * sizeof(F));
+        else
+            for (ptrdiff_t j = 0; j < take; j++)
+                dst[i + j] = *(const F *)(row + j * op->strides[1]);
+        i += take;
+        k = 0;
+        r++;
+    }
+}
+
+/* op[flat index start + i] = src[i] for i < n. */
+static void CE_T(ce_scatter_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t start, ptrdiff_t n, const F *src)
+{
+    ptrdiff_t r = start / cols, k = start - r * cols, i = 0;
+    while (i < n) {
+        char *row = op->data + r * op->strides[0] + k * op->strides[1];
+        ptrdiff_t take = ce_min(cols - k, n - i);
+        if (op->strides[1] == (ptrdiff_t)sizeof(F))
+            memcpy(row, src + i, (size_t)take * sizeof(F));
+        else
+            for (ptrdiff_t j = 0; j < take; j++)
+                *(F *)(row + j * op->strides[1]) = src[i + j];
+        i += take;
+        k = 0;
+        r++;
+    }
+}
+
+static void CE_T(ce_elementwise_unit)(const ce_call *c, ptrdiff_t block, F *scratch, double *block_sum)
+{
+    ptrdiff_t start = block * CE_BLOCK_ELEMS, n = ce_min(CE_BLOCK_ELEMS, c->total - start);
+    F *p[CE_N_SLOTS];
+    for (int i = 0; i < CE_N_SLOTS; i++) {
+        if (!c->needed[i]) {
+            p[i] = NULL;
+        } else if (c->slot[i] < 0) {
+            p[i] = (F *)c->op[i].data + start;
+        } else {
+            p[i] = scratch + c->slot[i] * c->block_len;
+            if (i < CE_LOSSES)
+                CE_T(ce_gather_flat)(&c->op[i], c->cols, start, n, p[i]);
+        }
+    }
+    CE_T(ce_elementwise_block)(c, p, n);
+    for (int i = CE_LOSSES; i < CE_N_SLOTS; i++)
+        if (c->needed[i] && c->slot[i] >= 0 && c->op[i].data != NULL)
+            CE_T(ce_scatter_flat)(&c->op[i], c->cols, start, n, p[i]);
+    *block_sum = c->needed[CE_LOSSES] ? CE_T(ce_sum)(p[CE_LOSSES], n) : 0.0;
+}
+
+/* Every operand not contiguous over the flat index gets a staging slot, and
+ * so do the losses of a reducing kernel that were not asked for. */
+static int CE_T(ce_plan_elementwise)(ce_call *c, int n_threads)
+{
+    ptrdiff_t rows = c->op[CE_X].shape[0], n_slots = 0, n_blocks;
+    int reduces = ce_kernel_reduces(c->kernel);
+    c->cols = c->op[CE_X].shape[1];
+    c->total = rows * c->cols;
+    c->block_len = ce_min(CE_BLOCK_ELEMS, c->total);
+    for (int i = 0; i < CE_N_SLOTS; i++) {
+        const ce_operand *op = &c->op[i];
+        c->needed[i] = op->data != NULL || (i == CE_LOSSES && reduces);
+        c->slot[i] = -1;
+        if (c->needed[i] && (op->data == NULL || !ce_flat_contiguous(op, rows, c->cols)))
+            c->slot[i] = n_slots++;
+    }
+    n_blocks = ce_blocks_of(c->total, CE_BLOCK_ELEMS);
+    c->n_units = n_blocks;
+    c->work = c->total;
+    c->scratch_bytes = (size_t)(n_slots * c->block_len) * sizeof(F);
+    c->threads = ce_threads_for(c->work, n_blocks, n_threads);
+    c->grab = ce_blocks_per_grab(n_blocks, c->threads);
+    return CE_OK;
+}
+
+/* ---- row kernels ----------------------------------------------------------------- */
+
+/* tile[i*C + j] = op[row_a[i], row_b[i], j]. */
+static void CE_T(ce_gather_tile)(const ce_operand *op, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
+                                 ptrdiff_t n_rows, ptrdiff_t n_classes, F *tile)
+{
+    const char *rows[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        rows[i] = ce_at2(op, row_a[i], row_b[i]);
+    for (ptrdiff_t j = 0; j < n_classes; j++)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            tile[i * n_classes + j] = *(const F *)(rows[i] + j * op->strides[2]);
+}
+
+/* op[row_a[i], row_b[i], j] = tile[i*C + j]. */
+static void CE_T(ce_scatter_tile)(const ce_operand *op, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
+                                  ptrdiff_t n_rows, ptrdiff_t n_classes, const F *tile)
+{
+    char *rows[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        rows[i] = ce_at2(op, row_a[i], row_b[i]);
+    for (ptrdiff_t j = 0; j < n_classes; j++)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)(rows[i] + j * op->strides[2]) = tile[i * n_classes + j];
+}
+
+/* Row (a, b) of op as a contiguous pointer: in place, or its tile row. */
+static F *CE_T(ce_row_pointer)(const ce_operand *op, ptrdiff_t a, ptrdiff_t b, ptrdiff_t stage,
+                               ptrdiff_t tile_row, ptrdiff_t n_classes, F *scratch)
+{
+    if (stage < 0)
+        return (F *)ce_at2(op, a, b);
+    return scratch + stage + tile_row * n_classes;
+}
+
+/* The class-weighted loss of one row of a multiclass loss kernel. */
+static F CE_T(ce_row_loss)(const ce_call *c, const F *x, const F *y, ptrdiff_t t, F *grad, double scale)
+{
+    ptrdiff_t n = c->n_classes;
+    const double *cw = c->opt.class_weight;
+    double ls = c->opt.label_smoothing;
+    switch (c->kernel) {
+    case CE_K_softmax_xent_index:
+        return CE_T(ce_softmax_xent_index_row)(x, n, t, cw, ls, grad, scale);
+    case CE_K_softmax_xent_soft:
+        return CE_T(ce_softmax_xent_soft_row)(x, y, n, cw, ls, grad, scale);
+    case CE_K_categorical_xent_index:
+        return CE_T(ce_categorical_xent_index_row)(x, n, t, cw, ls, grad, scale);
+    case CE_K_categorical_xent_soft:
+        return CE_T(ce_categorical_xent_soft_row)(x, y, n, cw, ls, grad, scale);
+    default: /* CE_K_nll_index */
+        return CE_T(ce_nll_index_row)(x, n, t, cw, grad, scale);
+    }
+}
+
+static void CE_T(ce_row_activation)(const ce_call *c, const F *x, F *out, ptrdiff_t a, ptrdiff_t b)
+{
+    ptrdiff_t n = c->n_classes;
+    switch (c->kernel) {
+    case CE_K_softmax:
+        CE_T(ce_softmax_row)(x, out, n);
+        break;
+    case CE_K_log_softmax:
+        CE_T(ce_log_softmax_row)(x, out, n);
+        break;
+    default: /* CE_K_logsumexp */
+        *(F *)ce_at2(&c->op[CE_LOSSES], a, b) = CE_T(ce_row_logsumexp)(x, n);
+    }
+}
+
+/* Row (a, b), row tile_row of the current tile: its weighted loss (0 for
+ * activations). */
+static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t tile_row, F *scratch)
+{
+    ptrdiff_t n = c->n_classes, t = 0;
+    const F *x = CE_T(ce_row_pointer)(&c->op[CE_X], a, b, c->stage_x, tile_row, n, scratch);
+    const F *y = NULL;
+    F *out = NULL, s = 1, loss = 0;
+    if (c->op[CE_Y].data != NULL)
+        y = CE_T(ce_row_pointer)(&c->op[CE_Y], a, b, c->stage_y, tile_row, n, scratch);
+    if (c->op[CE_OUT].data != NULL)
+        out = CE_T(ce_row_pointer)(&c->op[CE_OUT], a, b, c->stage_out, tile_row, n, scratch);
+    if (ce_is_activation_row_kernel(c->kernel)) {
+        CE_T(ce_row_activation)(c, x, out, a, b);
+        return 0;
+    }
+    if (c->op[CE_SAMPLE_WEIGHT].data != NULL)
+        s = *(const F *)ce_at2(&c->op[CE_SAMPLE_WEIGHT], a, b);
+    if (ce_is_index_kernel(c->kernel))
+        t = ce_target_at(&c->op[CE_TARGET], a, b);
+    if (ce_is_index_kernel(c->kernel) && t == c->opt.ignore_index) {
+        for (ptrdiff_t j = 0; out != NULL && j < n; j++)
+            out[j] = 0;
+    } else {
+        loss = CE_T(ce_row_loss)(c, x, y, t, out, c->opt.grad_scale * (double)s) * s;
+    }
+    if (c->op[CE_LOSSES].data != NULL)
+        *(F *)ce_at2(&c->op[CE_LOSSES], a, b) = loss;
+    return loss;
+}
+
+/* ce_one_row over a tile of softmax_xent_index rows, with one call of the
+ * batched row function for the rows not ignored: it computes short and
+ * medium rows several per vector, with the bits of the row function. */
+static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
+                                     ptrdiff_t n_rows, F *scratch, F *losses)
+{
+    ptrdiff_t n = c->n_classes, kept = 0;
+    const F *x_rows[CE_BLOCK_ROWS];
+    F *out_rows[CE_BLOCK_ROWS], weights[CE_BLOCK_ROWS], row_losses[CE_BLOCK_ROWS], *out = NULL;
+    ptrdiff_t targets[CE_BLOCK_ROWS], tile_rows[CE_BLOCK_ROWS];
+    double scales[CE_BLOCK_ROWS];
+    int has_out = c->op[CE_OUT].data != NULL;
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        ptrdiff_t t;
+        F s = 1;
+        if (has_out)
+            out = CE_T(ce_row_pointer)(&c->op[CE_OUT], row_a[i], row_b[i], c->stage_out, i, n, scratch);
+        t = ce_target_at(&c->op[CE_TARGET], row_a[i], row_b[i]);
+        losses[i] = 0;
+        if (t == c->opt.ignore_index) {
+            for (ptrdiff_t j = 0; out != NULL && j < n; j++)
+                out[j] = 0;
+            continue;
+        }
+        if (c->op[CE_SAMPLE_WEIGHT].data != NULL)
+            s = *(const F *)ce_at2(&c->op[CE_SAMPLE_WEIGHT], row_a[i], row_b[i]);
+        x_rows[kept] = CE_T(ce_row_pointer)(&c->op[CE_X], row_a[i], row_b[i], c->stage_x, i, n, scratch);
+        out_rows[kept] = out;
+        targets[kept] = t;
+        scales[kept] = c->opt.grad_scale * (double)s;
+        weights[kept] = s;
+        tile_rows[kept++] = i;
+    }
+    CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
+                                     has_out ? out_rows : NULL, scales, row_losses);
+    for (ptrdiff_t j = 0; j < kept; j++)
+        losses[tile_rows[j]] = row_losses[j] * weights[j];
+    if (c->op[CE_LOSSES].data != NULL)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)ce_at2(&c->op[CE_LOSSES], row_a[i], row_b[i]) = losses[i];
+}
+
+/* Rows with class-index targets that ce_plain_index_block can take: one
+ * leading index, rows used in place, no sample weights, no per-row losses. */
+static int CE_T(ce_plain_index_rows)(const ce_call *c)
+{
+    return ce_is_index_kernel(c->kernel) && c->op[CE_X].shape[0] == 1 && c->stage_x < 0 && c->stage_out < 0
+           && c->op[CE_SAMPLE_WEIGHT].data == NULL && c->op[CE_LOSSES].data == NULL;
+}
+
+/* ce_one_row (softmax_xent_index: ce_xent_index_tile) for the rows of
+ * ce_plain_index_rows, their operands found by plain strides: the same row
+ * functions (one call of the batched one where there is one) on the same
+ * operands, a weight of 1 leaving a row's loss and gradient scale as they
+ * are. */
+static void CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
+{
+    const ce_operand *xo = &c->op[CE_X], *oo = &c->op[CE_OUT], *to = &c->op[CE_TARGET];
+    ptrdiff_t n = c->n_classes, kept = 0;
+    const char *x = xo->data + first * xo->strides[1];
+    char *out = oo->data != NULL ? oo->data + first * oo->strides[1] : NULL;
+    const char *target = to->data + first * to->strides[1];
+    const F *x_rows[CE_BLOCK_ROWS];
+    F *out_rows[CE_BLOCK_ROWS], row_losses[CE_BLOCK_ROWS], *kept_losses;
+    ptrdiff_t targets[CE_BLOCK_ROWS], kept_rows[CE_BLOCK_ROWS];
+    double scales[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const char *tp = target + i * to->strides[1];
+        ptrdiff_t t = to->itemsize == 4 ? (ptrdiff_t) * (const int32_t *)tp : (ptrdiff_t) * (const int64_t *)tp;
+        if (t == c->opt.ignore_index) {
+            losses[i] = 0;
+            if (out != NULL)
+                memset(out + i * oo->strides[1], 0, (size_t)n * sizeof(F));
+            continue;
+        }
+        x_rows[kept] = (const F *)(x + i * xo->strides[1]);
+        out_rows[kept] = out != NULL ? (F *)(out + i * oo->strides[1]) : NULL;
+        targets[kept] = t;
+        scales[kept] = c->opt.grad_scale;
+        kept_rows[kept++] = i;
+    }
+    if (c->kernel == CE_K_categorical_xent_index) {
+        for (ptrdiff_t j = 0; j < kept; j++)
+            losses[kept_rows[j]] = CE_T(ce_row_loss)(c, x_rows[j], NULL, targets[j], out_rows[j], c->opt.grad_scale);
+        return;
+    }
+    /* No row ignored (the usual case): the batched function writes losses itself. */
+    kept_losses = kept == n_rows ? losses : row_losses;
+    if (c->kernel == CE_K_nll_index)
+        CE_T(ce_nll_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, out != NULL ? out_rows : NULL,
+                                scales, kept_losses);
+    else
+        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
+                                         out != NULL ? out_rows : NULL, scales, kept_losses);
+    if (kept < n_rows)
+        for (ptrdiff_t j = 0; j < kept; j++)
+            losses[kept_rows[j]] = row_losses[j];
+}
+
+/* softmax, log_softmax or logsumexp rows that ce_plain_activation_block can
+ * take: one leading index, rows used in place. */
+static int CE_T(ce_plain_activation_rows)(const ce_call *c)
+{
+    return ce_is_activation_row_kernel(c->kernel) && c->op[CE_X].shape[0] == 1 && c->stage_x < 0
+           && c->stage_out < 0;
+}
+
+/* ce_one_row over the rows of ce_plain_activation_rows: one call of the
+ * batched row function, the same bits. */
+static void CE_T(ce_plain_activation_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows)
+{
+    const ce_operand *xo = &c->op[CE_X];
+    ptrdiff_t n = c->n_classes;
+    const F *x_rows[CE_BLOCK_ROWS];
+    F *out_rows[CE_BLOCK_ROWS], values[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        x_rows[i] = (const F *)(xo->data + (first + i) * xo->strides[1]);
+    if (c->kernel == CE_K_logsumexp) {
+        const ce_operand *vo = &c->op[CE_LOSSES];
+        CE_T(ce_logsumexp_rows)(x_rows, n_rows, n, values);
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)(vo->data + (first + i) * vo->strides[1]) = values[i];
+        return;
+    }
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        out_rows[i] = (F *)(c->op[CE_OUT].data + (first + i) * c->op[CE_OUT].strides[1]);
+    if (c->kernel == CE_K_softmax)
+        CE_T(ce_softmax_rows)(x_rows, n_rows, n, out_rows);
+    else
+        CE_T(ce_log_softmax_rows)(x_rows, n_rows, n, out_rows);
+}
+
+/* Rows first .. first+n-1 of any row kernel, a tile at a time: operands
+ * whose rows are strided are staged through scratch. */
+static void CE_T(ce_staged_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n, F *scratch, F *losses)
+{
+    ptrdiff_t a = first / c->inner, b = first - a * c->inner, C = c->n_classes;
+    ptrdiff_t row_a[CE_BLOCK_ROWS], row_b[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n; i++) {
+        row_a[i] = a;
+        row_b[i] = b;
+        if (++b == c->inner)
+            b = 0, a++;
+    }
+    for (ptrdiff_t tile_first = 0; tile_first < n; tile_first += c->tile_rows) {
+        ptrdiff_t tile_len = ce_min(c->tile_rows, n - tile_first);
+        const ptrdiff_t *ta = row_a + tile_first, *tb = row_b + tile_first;
+        if (c->stage_x >= 0)
+            CE_T(ce_gather_tile)(&c->op[CE_X], ta, tb, tile_len, C, scratch + c->stage_x);
+        if (c->stage_y >= 0)
+            CE_T(ce_gather_tile)(&c->op[CE_Y], ta, tb, tile_len, C, scratch + c->stage_y);
+        if (c->kernel == CE_K_softmax_xent_index)
+            CE_T(ce_xent_index_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
+        else
+            for (ptrdiff_t i = tile_first; i < tile_first + tile_len; i++)
+                losses[i] = CE_T(ce_one_row)(c, row_a[i], row_b[i], i - tile_first, scratch);
+        if (c->stage_out >= 0)
+            CE_T(ce_scatter_tile)(&c->op[CE_OUT], ta, tb, tile_len, C, scratch + c->stage_out);
+    }
+}
+
+static void CE_T(ce_row_block)(const ce_call *c, ptrdiff_t block, F *scratch, double *block_sum)
+{
+    ptrdiff_t first = block * CE_BLOCK_ROWS, n = ce_min(CE_BLOCK_ROWS, c->n_rows - first);
+    F losses[CE_BLOCK_ROWS];
+    if (CE_T(ce_plain_index_rows)(c))
+        CE_T(ce_plain_index_block)(c, first, n, losses);
+    else if (CE_T(ce_plain_activation_rows)(c))
+        CE_T(ce_plain_activation_block)(c, first, n);
+    else
+        CE_T(ce_staged_rows)(c, first, n, scratch, losses);
+    *block_sum = ce_is_activation_row_kernel(c->kernel) ? 0.0 : CE_T(ce_sum)(losses, n);
+}
+
+/* Shared mode: unit u is a run of consecutive rows, each row's loss kept in
+ * c->row_losses until ce_call_finish sums them by block. */
+static void CE_T(ce_shared_rows_unit)(const ce_call *c, ptrdiff_t u)
+{
+    F *losses = (F *)c->row_losses;
+    ptrdiff_t first = u * c->run_rows, n = ce_min(c->run_rows, c->n_rows - first);
+    if (CE_T(ce_plain_index_rows)(c))
+        CE_T(ce_plain_index_block)(c, first, n, losses + first);
+    else if (CE_T(ce_plain_activation_rows)(c))
+        CE_T(ce_plain_activation_block)(c, first, n);
+    else
+        for (ptrdiff_t i = first; i < first + n; i++)
+            losses[i] = CE_T(ce_one_row)(c, i / c->inner, i % c->inner, 0, NULL);
+}
+
+static void CE_T(ce_rows_unit)(const ce_call *c, ptrdiff_t u, F *scratch, double *unit_sum)
+{
+    if (c->shared_rows)
+        CE_T(ce_shared_rows_unit)(c, u);
+    else
+        CE_T(ce_row_block)(c, u, scratch, unit_sum);
+}
+
+/* The rows' losses of a shared-mode call, summed per block in row order as
+ * ce_row_block sums them: the bits of the block path. */
+static void CE_T(ce_sum_shared_rows)(const ce_call *c, double *acc)
+{
+    const F *losses = (const F *)c->row_losses;
+    if (ce_is_activation_row_kernel(c->kernel))
+        return;
+    for (ptrdiff_t first = 0; first < c->n_rows; first += CE_BLOCK_ROWS)
+        *acc += CE_T(ce_sum)(losses + first, ce_min(CE_BLOCK_ROWS, c->n_rows - first));
+}
+
+/* Where op's tile lives in scratch (elements), or -1 when its rows are used
+ * in place. */
+static ptrdiff_t CE_T(ce_stage_offset)(const ce_operand *op, ptrdiff_t tile_elems, ptrdiff_t *scratch_elems)
+{
+    ptrdiff_t offset;
+    if (op->data == NULL || op->shape[2] <= 1 || op->strides[2] == (ptrdiff_t)sizeof(F))
+        return -1;
+    offset = *scratch_elems;
+    *scratch_elems += tile_elems;
+    return offset;
+}
+
+static int CE_T(ce_plan_rows)(ce_call *c, int n_threads)
+{
+    ptrdiff_t scratch_elems = 0, n_blocks, tile_elems, per_tile;
+    c->inner = c->op[CE_X].shape[1];
+    c->n_rows = c->op[CE_X].shape[0] * c->inner;
+    c->n_classes = c->op[CE_X].shape[2];
+    per_tile = CE_TILE_ELEMS / (c->n_classes > 1 ? c->n_classes : 1);
+    c->tile_rows = per_tile < 1 ? 1 : ce_min(CE_BLOCK_ROWS, per_tile);
+    tile_elems = c->tile_rows * c->n_classes;
+    c->stage_x = CE_T(ce_stage_offset)(&c->op[CE_X], tile_elems, &scratch_elems);
+    c->stage_y = CE_T(ce_stage_offset)(&c->op[CE_Y], tile_elems, &scratch_elems);
+    c->stage_out = CE_T(ce_stage_offset)(&c->op[CE_OUT], tile_elems, &scratch_elems);
+    n_blocks = ce_blocks_of(c->n_rows, CE_BLOCK_ROWS);
+    c->work = c->n_rows * c->n_classes;
+    if (scratch_elems == 0 && n_blocks < n_threads && c->n_rows > 1 && c->work >= CE_PARALLEL_MIN_WORK) {
+        /* Fewer blocks than threads (a few wide rows, e.g. 32 x 128 000 is one
+         * block): the threads share the rows.  A row's result does not depend
+         * on the thread computing it.  Where rows go to a batched function,
+         * a few runs of consecutive rows per thread let it fetch a run's next
+         * row during the current row's exps. */
+        c->threads = (int)ce_min(n_threads, c->n_rows);
+        c->run_rows = ce_min(CE_BLOCK_ROWS, c->n_rows / (4 * c->threads));
+        if (c->run_rows < 1 || !(CE_T(ce_plain_index_rows)(c) || CE_T(ce_plain_activation_rows)(c)))
+            c->run_rows = 1;
+        c->n_units = ce_blocks_of(c->n_rows, c->run_rows);
+        c->scratch_bytes = 0;
+        c->shared_rows = 1;
+        c->row_losses = malloc((size_t)c->n_rows * sizeof(F));
+        return c->row_losses == NULL ? CE_ERR_NOMEM : CE_OK;
+    }
+    c->n_units = n_blocks;
+    c->scratch_bytes = (size_t)scratch_elems * sizeof(F);
+    c->threads = ce_threads_for(c->work, n_blocks, n_threads);
+    c->grab = ce_blocks_per_grab(n_blocks, c->threads);
+    return CE_OK;
+}

@@ -1,0 +1,212 @@
+/*
+ * crossent_kernels.h -- the table of kernels, and the call that runs one.
+ *
+ * Every kernel of docs/kernels.md is one row of CE_KERNELS below: its name,
+ * what it iterates over, and its Python signature.  Everything else is
+ * derived from that row: the kernel ids, the bindings' argument parsing
+ * (crossent_pybind.h reads the signature), the methods of both compiled
+ * modules, and the checks that docs/kernels.md and the NumPy reference list
+ * the same kernels (tests/test_kernel_table.py).
+ *
+ * Below "run block b of kernel K" everything lives here and in
+ * crossent_blocks.c (staging strided operands, row groups and tiles, target
+ * scans, weight sums, the shared-row path).  A backend only binds Python
+ * arguments to a ce_call and runs its units, on as many threads as
+ * c->threads, in any order: the unit sums are added in unit order by
+ * ce_call_finish, so the bits never depend on the thread count.
+ *
+ * No Python.h here: plain C99.
+ */
+#ifndef CROSSENT_KERNELS_H
+#define CROSSENT_KERNELS_H
+
+#include <stddef.h>
+
+#include "crossent_rows.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the table ------------------------------------------------------------ */
+
+/* What a kernel iterates over. */
+#define CE_ELEMENTS 0     /* flat elements of (R, K) operands, CE_BLOCK_ELEMS a block */
+#define CE_ROWS 1         /* rows (a, b) of (A, B, C) operands, CE_BLOCK_ROWS a block */
+#define CE_WEIGHTS 2      /* rows of (A, B) targets: the weight sum behind a mean */
+#define CE_SCAN 3         /* a serial scan of the targets, before any kernel */
+
+/* X(name, over, signature).  The signature is the kernel's positional
+ * arguments; a name ending in '?' may be None.  What each name means (its
+ * operand slot, shape and dtype) is fixed by crossent_blocks.c's vocabulary,
+ * so a new kernel uses the names of the kernels like it.  The math of each
+ * kernel is named in crossent_blocks_typed.h (ce_elementwise_block,
+ * ce_row_loss, ce_row_activation). */
+#define CE_KERNELS(X)                                                                           \
+    X(sigmoid, CE_ELEMENTS, "x2, out2, n_threads")                                              \
+    X(log_sigmoid, CE_ELEMENTS, "x2, out2, n_threads")                                          \
+    X(bce, CE_ELEMENTS,                                                                         \
+      "p2, y2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc") \
+    X(bce_with_logits, CE_ELEMENTS,                                                             \
+      "z2, y2, weight2?, pos_weight2?, sample_weight2?, label_smoothing, losses_out2?, "        \
+      "grad_out2?, grad_scale, n_threads, acc")                                                 \
+    X(mse, CE_ELEMENTS,                                                                         \
+      "x2, t2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc") \
+    X(softmax, CE_ROWS, "x3, out3, n_threads")                                                  \
+    X(log_softmax, CE_ROWS, "x3, out3, n_threads")                                              \
+    X(logsumexp, CE_ROWS, "x3, out2, n_threads")                                                \
+    X(softmax_xent_index, CE_ROWS,                                                              \
+      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
+      "grad_out3?, grad_scale, n_threads, acc")                                                 \
+    X(softmax_xent_soft, CE_ROWS,                                                               \
+      "z3, y3, class_weight, sample_weight2?, label_smoothing, losses_out2?, grad_out3?, "      \
+      "grad_scale, n_threads, acc")                                                             \
+    X(categorical_xent_index, CE_ROWS,                                                          \
+      "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
+      "grad_out3?, grad_scale, n_threads, acc")                                                 \
+    X(categorical_xent_soft, CE_ROWS,                                                           \
+      "p3, y3, class_weight, sample_weight2?, label_smoothing, losses_out2?, grad_out3?, "      \
+      "grad_scale, n_threads, acc")                                                             \
+    X(nll_index, CE_ROWS,                                                                       \
+      "x3, target2, class_weight, sample_weight2?, ignore_index, losses_out2?, grad_out3?, "    \
+      "grad_scale, n_threads, acc")                                                             \
+    X(index_weight_sum, CE_WEIGHTS,                                                             \
+      "target2, class_weight, sample_weight2?, ignore_index, n_threads, acc")                   \
+    X(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index")
+
+#define CE_KERNEL_ID(name, over, signature) CE_K_##name,
+enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
+#undef CE_KERNEL_ID
+
+/* ---- operands and options ------------------------------------------------- */
+
+/* Operand slots.  Elementwise kernels: every slot is (R, K).  Row kernels:
+ * X, Y and OUT are (A, B, C); TARGET, SAMPLE_WEIGHT and LOSSES are (A, B). */
+enum ce_slot {
+    CE_X,              /* predictions (x, p, z) */
+    CE_Y,              /* elementwise targets, or soft targets */
+    CE_TARGET,         /* int32/int64 class indices */
+    CE_WEIGHT,         /* elementwise weight */
+    CE_POS_WEIGHT,
+    CE_SAMPLE_WEIGHT,
+    CE_LOSSES,         /* per-sample losses; logsumexp's result */
+    CE_OUT,            /* gradient; an activation's result */
+    CE_N_SLOTS
+};
+
+/* A strided view: byte strides, so every offset is computed in ptrdiff_t.
+ * data == NULL marks an absent operand. */
+typedef struct {
+    char *data;
+    ptrdiff_t shape[3];
+    ptrdiff_t strides[3];
+    int itemsize;
+} ce_operand;
+
+typedef struct {
+    const double *class_weight;  /* NULL: all ones */
+    ptrdiff_t ignore_index;
+    ptrdiff_t n_classes;         /* first_bad_index */
+    double label_smoothing;
+    double grad_scale;
+} ce_options;
+
+/* One kernel call: what the binding fills, then what ce_call_plan derives. */
+typedef struct {
+    int kernel;                  /* enum ce_kernel_id */
+    int f32;                     /* float32 data, else float64 */
+    ce_operand op[CE_N_SLOTS];
+    ce_options opt;
+
+    /* set by ce_call_plan */
+    ptrdiff_t n_units;           /* blocks, or runs of rows in shared mode */
+    ptrdiff_t grab;              /* units a thread takes at a time */
+    ptrdiff_t work;              /* elements visited */
+    size_t scratch_bytes;        /* staging memory each thread needs */
+    int threads;                 /* threads worth waking for this call */
+
+    /* internal to crossent_blocks.c */
+    int shared_rows;             /* few wide rows: units are runs of rows */
+    ptrdiff_t run_rows;
+    void *row_losses;            /* shared mode: every row's loss */
+    ptrdiff_t n_rows, inner, n_classes, cols, total, block_len;
+    ptrdiff_t tile_rows, stage_x, stage_y, stage_out;
+    int needed[CE_N_SLOTS];
+    ptrdiff_t slot[CE_N_SLOTS];
+} ce_call;
+
+#define CE_OK 0
+#define CE_ERR_NOMEM 1
+
+/* Below this many elements of work, a second thread costs more (wake-up,
+ * false sharing of the block sums) than it saves; the bindings also keep
+ * the GIL below it. */
+#define CE_PARALLEL_MIN_WORK 32768
+
+/* ---- the table, read ------------------------------------------------------- */
+
+extern const char *const ce_kernel_names[CE_N_KERNELS];
+extern const char *const ce_kernel_signatures[CE_N_KERNELS];
+extern const int ce_kernel_over[CE_N_KERNELS];
+
+/* What an argument name of a signature stands for. */
+typedef enum {
+    CE_ARG_ELEMENTS,      /* float (R, K) operand */
+    CE_ARG_ROWS,          /* float (A, B, C) operand */
+    CE_ARG_PER_ROW,       /* float (A, B) operand */
+    CE_ARG_TARGETS,       /* int32/int64 (A, B) class indices */
+    CE_ARG_CLASS_WEIGHT,  /* None or C-contiguous float64 (C,) */
+    CE_ARG_DOUBLE,
+    CE_ARG_INDEX,
+    CE_ARG_THREADS,
+    CE_ARG_ACC
+} ce_arg_kind;
+
+typedef struct {
+    char name[24];
+    ce_arg_kind kind;
+    int slot;             /* enum ce_slot for operands; for scalars the ce_options field */
+    int optional;         /* None allowed */
+    int output;           /* must be writable */
+} ce_arg;
+
+/* Scalar fields of ce_options, for ce_arg.slot of scalar arguments. */
+enum { CE_OPT_IGNORE_INDEX, CE_OPT_N_CLASSES, CE_OPT_LABEL_SMOOTHING, CE_OPT_GRAD_SCALE,
+       CE_OPT_NONE };
+
+#define CE_MAX_ARGS 12
+/* The parsed signature of kernel k: *n arguments.  NULL when a name of its
+ * signature is not in the vocabulary (a table error, reported by the tests
+ * through ce_kernel_table_error). */
+const ce_arg *ce_kernel_args(int kernel, int *n);
+/* Whether kernel k sums losses (its signature has acc). */
+int ce_kernel_reduces(int kernel);
+/* NULL, or a message naming the first kernel whose signature does not parse. */
+const char *ce_kernel_table_error(void);
+
+/* ---- running a call --------------------------------------------------------- */
+
+/* Plans the call for up to n_threads threads: units, scratch, threads.
+ * Returns CE_OK, or CE_ERR_NOMEM (then nothing needs releasing). */
+int ce_call_plan(ce_call *c, int n_threads);
+/* Runs unit u with this thread's scratch (NULL when c->scratch_bytes is 0),
+ * writing the unit's loss sum to *unit_sum. */
+void ce_call_unit(const ce_call *c, ptrdiff_t u, void *scratch, double *unit_sum);
+/* Adds the unit sums (or, in shared mode, the rows' losses by block) to
+ * *acc in order, and releases what ce_call_plan allocated.  failed: a
+ * thread could not get its scratch; then *acc is left alone and
+ * CE_ERR_NOMEM is returned. */
+int ce_call_finish(ce_call *c, const double *unit_sums, int failed, double *acc);
+/* The whole call on this thread: plan's units in order, then finish. */
+int ce_call_run_serial(ce_call *c, double *acc);
+
+/* first_bad_index: the flat row of the first target outside [0, n_classes)
+ * that is not ignore_index, or -1; *kept counts the targets not ignored (up
+ * to the first bad one). */
+ptrdiff_t ce_first_bad_target(const ce_operand *target, ptrdiff_t n_classes,
+                              ptrdiff_t ignore_index, ptrdiff_t *kept);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CROSSENT_KERNELS_H */

@@ -1,0 +1,721 @@
+/*
+ * crossent_pybind.h -- Python arguments -> a ce_call, for both compiled
+ * backends.  Each backend includes this file once (its statics are the
+ * backend's own) and hands ce_py_add_kernels its runner: the parallel loop
+ * over a call's units, Cython's prange in crossent._cython_backend and C's
+ * OpenMP in crossent._c_backend.  Everything else a kernel call does lives
+ * in crossent_blocks.c.
+ *
+ * The kernels' Python functions come from the table (crossent_kernels.h):
+ * one METH_FASTCALL function per row, whose arguments are checked against
+ * the row's signature.  The binding never copies: it reads each array's data
+ * pointer, shape and byte strides.  It checks what would otherwise crash
+ * (types, dimensions, shapes, dtypes, alignment, writability) and raises;
+ * label ranges and formulas are the facade's and the kernels' business.
+ *
+ * The fast_* functions answer the facade's plain calls (C-contiguous arrays,
+ * no weights, the default axis) in one compiled call, on the same operand
+ * views the general path builds, so their bits are the general path's; they
+ * return None for anything else, which the general path computes or rejects.
+ */
+#ifndef CROSSENT_PYBIND_H
+#define CROSSENT_PYBIND_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#ifndef NPY_NO_DEPRECATED_API
+#define NPY_NO_DEPRECATED_API NPY_2_0_API_VERSION
+#endif
+#include <numpy/arrayobject.h>
+#include <math.h>
+#include <string.h>
+
+#include "crossent_kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifndef CE_BUILD_FLAGS
+#define CE_BUILD_FLAGS ""
+#endif
+#ifndef CE_HAVE_OPENMP
+#define CE_HAVE_OPENMP 0
+#endif
+
+/* Runs a planned call: c->threads threads over its units, then
+ * ce_call_finish.  Returns CE_OK or CE_ERR_NOMEM. */
+typedef int (*ce_runner)(ce_call *c, double *acc);
+
+static ce_runner ce_py_runner;
+static const char *ce_py_backend_name = "";
+
+/* ---- argument parsing ---------------------------------------------------------- */
+
+typedef struct {
+    const char *kernel;
+    int type_num;               /* NPY_FLOAT or NPY_DOUBLE, from the first float array */
+    npy_intp elements_shape[2]; /* set by the first elementwise operand */
+    npy_intp rows_shape[3];     /* set by the first row operand */
+    npy_intp per_row_shape[2];  /* set by rows_shape or the first per-row operand */
+    int have_elements, have_rows, have_per_row;
+    int n_threads;
+    double acc;
+} ce_py_parse;
+
+static int ce_py_arg_error(PyObject *exc, const ce_py_parse *p, const char *name, const char *expected,
+                           PyObject *given)
+{
+    PyErr_Format(exc, "%s(): argument '%s' must be %s, got %R", p->kernel, name, expected, given);
+    return -1;
+}
+
+static int ce_py_shape_error(const ce_py_parse *p, const char *name, PyArrayObject *array, int ndim,
+                             const npy_intp *expected)
+{
+    PyObject *want = PyTuple_New(ndim), *got = PyObject_GetAttrString((PyObject *)array, "shape");
+    for (int d = 0; want != NULL && d < ndim; d++)
+        PyTuple_SET_ITEM(want, d, PyLong_FromSsize_t(expected[d]));
+    if (want != NULL && got != NULL)
+        PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must have shape %R, got %R", p->kernel, name, want,
+                     got);
+    Py_XDECREF(want);
+    Py_XDECREF(got);
+    return -1;
+}
+
+/* Checks the shape against `expected`, or records it there when *known is 0. */
+static int ce_py_match_shape(ce_py_parse *p, const char *name, PyArrayObject *array, int ndim,
+                             npy_intp *expected, int *known)
+{
+    const npy_intp *shape = PyArray_DIMS(array);
+    if (!*known) {
+        for (int d = 0; d < ndim; d++)
+            expected[d] = shape[d];
+        *known = 1;
+        return 0;
+    }
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] != expected[d])
+            return ce_py_shape_error(p, name, array, ndim, expected);
+    return 0;
+}
+
+static int ce_py_match_float_type(ce_py_parse *p, const char *name, PyArrayObject *array)
+{
+    int type_num = PyArray_TYPE(array);
+    if (type_num != NPY_FLOAT && type_num != NPY_DOUBLE)
+        return ce_py_arg_error(PyExc_TypeError, p, name, "a float32 or float64 array",
+                               (PyObject *)PyArray_DESCR(array));
+    if (p->type_num == NPY_NOTYPE)
+        p->type_num = type_num;
+    else if (type_num != p->type_num)
+        return ce_py_arg_error(PyExc_TypeError, p, name,
+                               p->type_num == NPY_FLOAT ? "float32 like the first array"
+                                                        : "float64 like the first array",
+                               (PyObject *)PyArray_DESCR(array));
+    return 0;
+}
+
+static void ce_py_view(PyArrayObject *array, ce_operand *op)
+{
+    int ndim = PyArray_NDIM(array);
+    op->data = PyArray_BYTES(array);
+    op->itemsize = (int)PyArray_ITEMSIZE(array);
+    for (int d = 0; d < ndim; d++) {
+        op->shape[d] = PyArray_DIM(array, d);
+        op->strides[d] = PyArray_STRIDE(array, d);
+    }
+}
+
+static int ce_py_parse_array(ce_py_parse *p, const ce_arg *arg, PyObject *obj, ce_operand *op)
+{
+    static const int ndims[] = {[CE_ARG_ELEMENTS] = 2, [CE_ARG_ROWS] = 3, [CE_ARG_PER_ROW] = 2,
+                                [CE_ARG_TARGETS] = 2};
+    int ndim = ndims[arg->kind];
+    PyArrayObject *array = (PyArrayObject *)obj;
+    if (obj == Py_None && arg->optional)
+        return 0;
+    if (!PyArray_Check(obj))
+        return ce_py_arg_error(PyExc_TypeError, p, arg->name,
+                               arg->optional ? "a numpy.ndarray or None" : "a numpy.ndarray", obj);
+    if (PyArray_NDIM(array) != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must be %d-D, got %d-D", p->kernel, arg->name, ndim,
+                     PyArray_NDIM(array));
+        return -1;
+    }
+    if (arg->kind == CE_ARG_TARGETS) {
+        if (PyArray_TYPE(array) != NPY_INT32 && PyArray_TYPE(array) != NPY_INT64)
+            return ce_py_arg_error(PyExc_TypeError, p, arg->name, "an int32 or int64 array",
+                                   (PyObject *)PyArray_DESCR(array));
+    } else if (ce_py_match_float_type(p, arg->name, array) < 0) {
+        return -1;
+    }
+    if (arg->kind == CE_ARG_ELEMENTS) {
+        if (ce_py_match_shape(p, arg->name, array, 2, p->elements_shape, &p->have_elements) < 0)
+            return -1;
+    } else if (arg->kind == CE_ARG_ROWS) {
+        if (ce_py_match_shape(p, arg->name, array, 3, p->rows_shape, &p->have_rows) < 0)
+            return -1;
+        if (!p->have_per_row) {
+            p->per_row_shape[0] = p->rows_shape[0];
+            p->per_row_shape[1] = p->rows_shape[1];
+            p->have_per_row = 1;
+        }
+    } else if (ce_py_match_shape(p, arg->name, array, 2, p->per_row_shape, &p->have_per_row) < 0) {
+        return -1;
+    }
+    if (!PyArray_ISNOTSWAPPED(array) || !PyArray_ISALIGNED(array))
+        return ce_py_arg_error(PyExc_ValueError, p, arg->name, "an aligned array in native byte order",
+                               (PyObject *)PyArray_DESCR(array));
+    if (arg->output && !PyArray_ISWRITEABLE(array)) {
+        PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must be a writable array", p->kernel, arg->name);
+        return -1;
+    }
+    ce_py_view(array, op);
+    return 0;
+}
+
+static int ce_py_parse_class_weight(ce_py_parse *p, const ce_arg *arg, PyObject *obj, ce_call *c)
+{
+    PyArrayObject *array = (PyArrayObject *)obj;
+    if (obj == Py_None)
+        return 0;
+    if (!PyArray_Check(obj) || PyArray_TYPE(array) != NPY_DOUBLE || PyArray_NDIM(array) != 1
+        || !PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISNOTSWAPPED(array) || !PyArray_ISALIGNED(array))
+        return ce_py_arg_error(PyExc_TypeError, p, arg->name, "None or a C-contiguous 1-D float64 array", obj);
+    if (p->have_rows && PyArray_DIM(array, 0) != p->rows_shape[2])
+        return ce_py_shape_error(p, arg->name, array, 1, &p->rows_shape[2]);
+    c->opt.class_weight = (const double *)PyArray_DATA(array);
+    return 0;
+}
+
+static int ce_py_parse_number(ce_py_parse *p, const ce_arg *arg, PyObject *obj, ce_call *c)
+{
+    double value;
+    Py_ssize_t integer;
+    if (arg->kind == CE_ARG_DOUBLE || arg->kind == CE_ARG_ACC) {
+        value = PyFloat_AsDouble(obj);
+        if (value == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return ce_py_arg_error(PyExc_TypeError, p, arg->name, "a float", obj);
+        }
+        if (arg->kind == CE_ARG_ACC)
+            p->acc = value;
+        else if (arg->slot == CE_OPT_LABEL_SMOOTHING)
+            c->opt.label_smoothing = value;
+        else
+            c->opt.grad_scale = value;
+        return 0;
+    }
+    if (!PyIndex_Check(obj))
+        return ce_py_arg_error(PyExc_TypeError, p, arg->name, "an int", obj);
+    integer = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (integer == -1 && PyErr_Occurred())
+        return -1;
+    if (arg->kind == CE_ARG_THREADS) {
+        if (integer < 1 || integer > INT_MAX)
+            return ce_py_arg_error(PyExc_ValueError, p, arg->name, "an int >= 1", obj);
+        p->n_threads = (int)integer;
+    } else if (arg->slot == CE_OPT_IGNORE_INDEX) {
+        c->opt.ignore_index = integer;
+    } else {
+        c->opt.n_classes = integer;
+    }
+    return 0;
+}
+
+/* Parses the positional arguments of `kernel` into c; on failure sets a
+ * Python error and returns -1. */
+static int ce_py_parse_call(int kernel, PyObject *const *args, Py_ssize_t nargs, ce_call *c, ce_py_parse *p)
+{
+    int n_spec = 0;
+    const ce_arg *spec = ce_kernel_args(kernel, &n_spec);
+    memset(c, 0, sizeof(*c));
+    memset(p, 0, sizeof(*p));
+    c->kernel = kernel;
+    p->kernel = ce_kernel_names[kernel];
+    p->type_num = NPY_NOTYPE;
+    p->n_threads = 1;
+    if (nargs != n_spec) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %d positional arguments but %zd were given", p->kernel, n_spec,
+                     nargs);
+        return -1;
+    }
+    for (int i = 0; i < n_spec; i++) {
+        int status;
+        switch (spec[i].kind) {
+        case CE_ARG_CLASS_WEIGHT:
+            status = ce_py_parse_class_weight(p, &spec[i], args[i], c);
+            break;
+        case CE_ARG_DOUBLE:
+        case CE_ARG_INDEX:
+        case CE_ARG_THREADS:
+        case CE_ARG_ACC:
+            status = ce_py_parse_number(p, &spec[i], args[i], c);
+            break;
+        default:
+            status = ce_py_parse_array(p, &spec[i], args[i], &c->op[spec[i].slot]);
+        }
+        if (status < 0)
+            return -1;
+    }
+    c->f32 = p->type_num == NPY_FLOAT;
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+/* Plans and runs c; the GIL is released only when the work pays for it. */
+static int ce_py_execute(ce_call *c, int n_threads, double *acc)
+{
+    int status = ce_call_plan(c, n_threads);
+    if (status != CE_OK)
+        return status;
+    if (c->work >= CE_PARALLEL_MIN_WORK) {
+        Py_BEGIN_ALLOW_THREADS
+        status = ce_py_runner(c, acc);
+        Py_END_ALLOW_THREADS
+    } else {
+        status = ce_py_runner(c, acc);
+    }
+    return status;
+}
+
+static PyObject *ce_py_no_memory(void)
+{
+    PyErr_SetString(PyExc_MemoryError, "crossent: cannot allocate a staging buffer");
+    return NULL;
+}
+
+static PyObject *ce_py_kernel(int kernel, PyObject *const *args, Py_ssize_t nargs)
+{
+    ce_call c;
+    ce_py_parse p;
+    double acc;
+    if (ce_py_parse_call(kernel, args, nargs, &c, &p) < 0)
+        return NULL;
+    if (ce_kernel_over[kernel] == CE_SCAN) {
+        ptrdiff_t kept;
+        return PyLong_FromSsize_t(ce_first_bad_target(&c.op[CE_TARGET], c.opt.n_classes, c.opt.ignore_index, &kept));
+    }
+    acc = p.acc;
+    if (ce_py_execute(&c, p.n_threads, &acc) != CE_OK)
+        return ce_py_no_memory();
+    if (ce_kernel_reduces(kernel))
+        return PyFloat_FromDouble(acc);
+    Py_RETURN_NONE;
+}
+
+#define CE_PY_KERNEL_FUNCTION(name, over, signature)                                            \
+    static PyObject *ce_py_kernel_##name(PyObject *self, PyObject *const *args, Py_ssize_t nargs) \
+    {                                                                                           \
+        (void)self;                                                                             \
+        return ce_py_kernel(CE_K_##name, args, nargs);                                          \
+    }
+CE_KERNELS(CE_PY_KERNEL_FUNCTION)
+#undef CE_PY_KERNEL_FUNCTION
+
+/* ---- plain calls ---------------------------------------------------------------- */
+
+static PyObject *ce_py_recycled_empty;  /* crossent._outputs.empty */
+static Py_ssize_t ce_py_recycle_min_bytes = -1;
+
+/* A new float32/float64 result: crossent._outputs.empty (a recycled buffer)
+ * from its size on, else a fresh array. */
+static PyArrayObject *ce_py_new_output(int ndim, const npy_intp *dims, int type_num)
+{
+    Py_ssize_t nbytes = type_num == NPY_FLOAT ? 4 : 8;
+    PyObject *shape, *result;
+    if (ce_py_recycle_min_bytes < 0) {
+        PyObject *outputs = PyImport_ImportModule("crossent._outputs"), *limit;
+        if (outputs == NULL)
+            return NULL;
+        ce_py_recycled_empty = PyObject_GetAttrString(outputs, "empty");
+        limit = PyObject_GetAttrString(outputs, "RECYCLE_MIN_BYTES");
+        Py_DECREF(outputs);
+        if (ce_py_recycled_empty == NULL || limit == NULL) {
+            Py_XDECREF(limit);
+            return NULL;
+        }
+        ce_py_recycle_min_bytes = PyLong_AsSsize_t(limit);
+        Py_DECREF(limit);
+        if (ce_py_recycle_min_bytes < 0)
+            return NULL;
+    }
+    for (int d = 0; d < ndim; d++)
+        nbytes *= dims[d];
+    if (nbytes < ce_py_recycle_min_bytes)
+        return (PyArrayObject *)PyArray_EMPTY(ndim, (npy_intp *)dims, type_num, 0);
+    shape = PyTuple_New(ndim);
+    for (int d = 0; shape != NULL && d < ndim; d++)
+        PyTuple_SET_ITEM(shape, d, PyLong_FromSsize_t(dims[d]));
+    if (shape == NULL)
+        return NULL;
+    result = PyObject_CallFunctionObjArgs(ce_py_recycled_empty, shape, (PyObject *)PyArray_DescrFromType(type_num),
+                                          NULL);
+    Py_DECREF(shape);
+    return (PyArrayObject *)result;
+}
+
+/* crossent._api._mean: 0/0 is nan (as PyTorch), x/0 is +-inf. */
+static double ce_py_mean(double total, double denominator)
+{
+    if (denominator != 0)
+        return total / denominator;
+    if (total == 0 || total != total)
+        return NAN;
+    return total > 0 ? INFINITY : -INFINITY;
+}
+
+/* A loss total as the NumPy scalar of the data's dtype. */
+static PyObject *ce_py_loss_scalar(double total, int type_num)
+{
+    float total32 = (float)total;
+    PyArray_Descr *descr = PyArray_DescrFromType(type_num);
+    PyObject *scalar = PyArray_Scalar(type_num == NPY_FLOAT ? (void *)&total32 : (void *)&total, descr, NULL);
+    Py_DECREF(descr);
+    return scalar;
+}
+
+static PyObject *ce_py_loss_result(double total, int type_num, PyArrayObject *grad)
+{
+    PyObject *loss = ce_py_loss_scalar(total, type_num);
+    if (grad == NULL || loss == NULL)
+        return loss;
+    return Py_BuildValue("(NN)", loss, (PyObject *)grad);
+}
+
+static int ce_py_plain_array(PyObject *obj, int ndim)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    return PyArray_CheckExact(obj) && (ndim < 0 || PyArray_NDIM(a) == ndim) && PyArray_IS_C_CONTIGUOUS(a)
+           && PyArray_ISALIGNED(a) && PyArray_ISNOTSWAPPED(a);
+}
+
+static int ce_py_float_type(PyObject *obj)
+{
+    int type_num = PyArray_TYPE((PyArrayObject *)obj);
+    return type_num == NPY_FLOAT || type_num == NPY_DOUBLE ? type_num : NPY_NOTYPE;
+}
+
+/* The C-contiguous array as (1, rows, cols), or (1, rows) when cols is 0:
+ * the views the general path folds a plain call's operands to. */
+static void ce_py_view_rows(PyArrayObject *a, ptrdiff_t rows, ptrdiff_t cols, ce_operand *op)
+{
+    ptrdiff_t itemsize = PyArray_ITEMSIZE(a);
+    memset(op, 0, sizeof(*op));
+    op->data = PyArray_BYTES(a);
+    op->itemsize = (int)itemsize;
+    op->shape[0] = 1;
+    op->shape[1] = rows;
+    op->strides[1] = (cols ? cols : 1) * itemsize;
+    if (cols) {
+        op->shape[2] = cols;
+        op->strides[2] = itemsize;
+    }
+}
+
+static int ce_py_threads_arg(PyObject *obj, int *n_threads)
+{
+    Py_ssize_t n = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    *n_threads = n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
+    return 0;
+}
+
+/* fast_softmax_xent_index(z, t, ignore_index, label_smoothing, mean, return_grad, n_threads)
+ * fast_nll_index(z, t, ignore_index, mean, return_grad, n_threads) */
+static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssize_t nargs)
+{
+    int smoothing = kernel == CE_K_softmax_xent_index, type_num, label_type, mean, return_grad, n_threads;
+    PyObject *z = args[0], *t = args[1];
+    PyArrayObject *grad = NULL;
+    ce_call c;
+    ptrdiff_t n, kept;
+    double total = 0.0, denominator = 1.0, label_smoothing = 0.0;
+    Py_ssize_t ignore_index;
+    if (nargs != 6 + smoothing) {
+        PyErr_Format(PyExc_TypeError, "fast_%s() takes %d positional arguments", ce_kernel_names[kernel],
+                     6 + smoothing);
+        return NULL;
+    }
+    ignore_index = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    if (ignore_index == -1 && PyErr_Occurred())
+        return NULL;
+    if (smoothing && (label_smoothing = PyFloat_AsDouble(args[3])) == -1.0 && PyErr_Occurred())
+        return NULL;
+    mean = PyObject_IsTrue(args[3 + smoothing]);
+    return_grad = PyObject_IsTrue(args[4 + smoothing]);
+    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[5 + smoothing], &n_threads) < 0)
+        return NULL;
+    if (!ce_py_plain_array(z, 2) || !ce_py_plain_array(t, 1)
+        || (type_num = ce_py_float_type(z)) == NPY_NOTYPE || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        Py_RETURN_NONE;
+    label_type = PyArray_TYPE((PyArrayObject *)t);
+    n = PyArray_DIM((PyArrayObject *)z, 0);
+    if ((label_type != NPY_INT32 && label_type != NPY_INT64) || n == 0
+        || PyArray_DIM((PyArrayObject *)z, 1) == 0 || PyArray_DIM((PyArrayObject *)t, 0) != n)
+        Py_RETURN_NONE;
+    memset(&c, 0, sizeof(c));
+    c.kernel = kernel;
+    c.f32 = type_num == NPY_FLOAT;
+    ce_py_view_rows((PyArrayObject *)z, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_X]);
+    ce_py_view_rows((PyArrayObject *)t, n, 0, &c.op[CE_TARGET]);
+    if (ce_first_bad_target(&c.op[CE_TARGET], c.op[CE_X].shape[2], ignore_index, &kept) >= 0)
+        Py_RETURN_NONE;
+    if (mean)  /* index_weight_sum without weights: a count, exact in float64 */
+        denominator = (double)kept;
+    if (return_grad) {
+        grad = ce_py_new_output(2, PyArray_DIMS((PyArrayObject *)z), type_num);
+        if (grad == NULL)
+            return NULL;
+        ce_py_view_rows(grad, n, PyArray_DIM(grad, 1), &c.op[CE_OUT]);
+    }
+    c.opt.ignore_index = ignore_index;
+    c.opt.label_smoothing = label_smoothing;
+    c.opt.grad_scale = denominator != 0 ? 1.0 / denominator : 0.0;
+    if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
+        Py_XDECREF(grad);
+        return ce_py_no_memory();
+    }
+    return ce_py_loss_result(mean ? ce_py_mean(total, denominator) : total, type_num, grad);
+}
+
+static PyObject *ce_py_fast_softmax_xent_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return ce_py_fast_index_loss(CE_K_softmax_xent_index, args, nargs);
+}
+
+static PyObject *ce_py_fast_nll_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return ce_py_fast_index_loss(CE_K_nll_index, args, nargs);
+}
+
+/* A new result as the facade returns it: a NumPy scalar for 0-d. */
+static PyObject *ce_py_array_result(PyArrayObject *a)
+{
+    PyObject *scalar;
+    if (PyArray_NDIM(a) != 0)
+        return (PyObject *)a;
+    scalar = PyArray_ToScalar(PyArray_DATA(a), a);
+    Py_DECREF(a);
+    return scalar;
+}
+
+/* fast_activation(name, z, n_threads): a plain sigmoid, log_sigmoid,
+ * softmax, log_softmax or logsumexp (the last axis) of a C-contiguous
+ * float32/float64 array of any shape. */
+static PyObject *ce_py_fast_activation(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyArrayObject *za = (PyArrayObject *)args[1], *result;
+    const char *name;
+    int kernel = -1, type_num, ndim, n_threads;
+    ptrdiff_t size, classes;
+    ce_call c;
+    double unused = 0.0;
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fast_activation() takes 3 positional arguments");
+        return NULL;
+    }
+    if ((name = PyUnicode_AsUTF8(args[0])) == NULL || ce_py_threads_arg(args[2], &n_threads) < 0)
+        return NULL;
+    for (int k = 0; k < CE_N_KERNELS; k++)
+        if (strcmp(name, ce_kernel_names[k]) == 0)
+            kernel = k;
+    if (kernel != CE_K_sigmoid && kernel != CE_K_log_sigmoid && kernel != CE_K_softmax
+        && kernel != CE_K_log_softmax && kernel != CE_K_logsumexp) {
+        PyErr_Format(PyExc_ValueError, "fast_activation: no activation %R", args[0]);
+        return NULL;
+    }
+    if (!ce_py_plain_array(args[1], -1) || (type_num = ce_py_float_type(args[1])) == NPY_NOTYPE
+        || (size = PyArray_SIZE(za)) == 0)
+        Py_RETURN_NONE;
+    ndim = PyArray_NDIM(za);
+    memset(&c, 0, sizeof(c));
+    c.kernel = kernel;
+    c.f32 = type_num == NPY_FLOAT;
+    c.opt.grad_scale = 1.0;
+    if (ce_kernel_over[kernel] == CE_ELEMENTS) {
+        if ((result = ce_py_new_output(ndim, PyArray_DIMS(za), type_num)) == NULL)
+            return NULL;
+        ce_py_view_rows(za, size, 0, &c.op[CE_X]);
+        ce_py_view_rows(result, size, 0, &c.op[CE_OUT]);
+    } else {
+        if (ndim == 0)
+            Py_RETURN_NONE;
+        classes = PyArray_DIM(za, ndim - 1);
+        if ((result = ce_py_new_output(ndim - (kernel == CE_K_logsumexp), PyArray_DIMS(za), type_num)) == NULL)
+            return NULL;
+        ce_py_view_rows(za, size / classes, classes, &c.op[CE_X]);
+        if (kernel == CE_K_logsumexp)
+            ce_py_view_rows(result, size / classes, 0, &c.op[CE_LOSSES]);
+        else
+            ce_py_view_rows(result, size / classes, classes, &c.op[CE_OUT]);
+    }
+    if (ce_py_execute(&c, n_threads, &unused) != CE_OK) {
+        Py_DECREF(result);
+        return ce_py_no_memory();
+    }
+    return ce_py_array_result(result);
+}
+
+/* fast_bce_with_logits(z, y, label_smoothing, mean, return_grad, n_threads):
+ * z and y C-contiguous of one float dtype and shape, not empty, no weights. */
+static PyObject *ce_py_fast_bce_with_logits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyArrayObject *za = (PyArrayObject *)args[0], *ya = (PyArrayObject *)args[1], *grad = NULL;
+    int type_num, ndim, mean, return_grad, n_threads;
+    ptrdiff_t size;
+    double label_smoothing, total = 0.0;
+    ce_call c;
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "fast_bce_with_logits() takes 6 positional arguments");
+        return NULL;
+    }
+    if ((label_smoothing = PyFloat_AsDouble(args[2])) == -1.0 && PyErr_Occurred())
+        return NULL;
+    mean = PyObject_IsTrue(args[3]);
+    return_grad = PyObject_IsTrue(args[4]);
+    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[5], &n_threads) < 0)
+        return NULL;
+    if (!ce_py_plain_array(args[0], -1) || !ce_py_plain_array(args[1], -1)
+        || (type_num = ce_py_float_type(args[0])) == NPY_NOTYPE || PyArray_TYPE(ya) != type_num
+        || (size = PyArray_SIZE(za)) == 0 || (ndim = PyArray_NDIM(za)) != PyArray_NDIM(ya)
+        || !PyArray_CompareLists(PyArray_DIMS(za), PyArray_DIMS(ya), ndim)
+        || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        Py_RETURN_NONE;
+    memset(&c, 0, sizeof(c));
+    c.kernel = CE_K_bce_with_logits;
+    c.f32 = type_num == NPY_FLOAT;
+    c.opt.label_smoothing = label_smoothing;
+    c.opt.grad_scale = mean ? 1.0 / (double)size : 1.0;
+    ce_py_view_rows(za, size, 0, &c.op[CE_X]);
+    ce_py_view_rows(ya, size, 0, &c.op[CE_Y]);
+    if (return_grad) {
+        if ((grad = ce_py_new_output(ndim, PyArray_DIMS(za), type_num)) == NULL)
+            return NULL;
+        ce_py_view_rows(grad, size, 0, &c.op[CE_OUT]);
+    }
+    if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
+        Py_XDECREF(grad);
+        return ce_py_no_memory();
+    }
+    return ce_py_loss_result(mean ? total / (double)size : total, type_num, grad);
+}
+
+/* ---- module-level helpers ---------------------------------------------------------- */
+
+static PyObject *ce_py_info(PyObject *self, PyObject *unused)
+{
+    int max_threads = 1;
+    (void)self, (void)unused;
+#ifdef _OPENMP
+    max_threads = omp_get_max_threads();
+#endif
+    return Py_BuildValue("{s:s, s:s, s:O, s:s, s:i, s:s, s:s, s:s}", "simd", ce_simd_name(), "simd_available",
+                         ce_simd_available(), "openmp", CE_HAVE_OPENMP ? Py_True : Py_False, "build_flags",
+                         CE_BUILD_FLAGS, "max_threads", max_threads, "binding", "cpython-fastcall", "loops",
+                         ce_py_backend_name, "compiler",
+#ifdef __VERSION__
+                         __VERSION__
+#else
+                         "unknown"
+#endif
+    );
+}
+
+static PyObject *ce_py_set_simd(PyObject *self, PyObject *variant)
+{
+    const char *name;
+    (void)self;
+    if (!PyUnicode_Check(variant)) {
+        PyErr_Format(PyExc_TypeError, "set_simd(): variant must be a str, got %R", variant);
+        return NULL;
+    }
+    if ((name = PyUnicode_AsUTF8(variant)) == NULL)
+        return NULL;
+    if (ce_simd_select(name) != 0) {
+        PyErr_Format(PyExc_ValueError, "set_simd(): variant %R is not available on this CPU (available: %s)",
+                     variant, ce_simd_available());
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+#define CE_PY_KERNEL_METHOD(name, over, signature)                                              \
+    {#name, (PyCFunction)(void (*)(void))ce_py_kernel_##name, METH_FASTCALL,                    \
+     #name "(" signature ")\n\nThe kernel " #name " of docs/kernels.md ('?': may be None)."},
+#define CE_PY_METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))ce_py_##name, METH_FASTCALL, doc}
+
+static PyMethodDef ce_py_methods[] = {
+    CE_KERNELS(CE_PY_KERNEL_METHOD)
+    CE_PY_METHOD(fast_softmax_xent_index,
+                 "fast_softmax_xent_index(z, t, ignore_index, label_smoothing, mean, return_grad, n_threads)\n\n"
+                 "A plain cross_entropy(z, t) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_nll_index, "fast_nll_index(z, t, ignore_index, mean, return_grad, n_threads)\n\n"
+                                 "A plain nll_loss(x, t) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_activation, "fast_activation(name, z, n_threads)\n\n"
+                                  "A plain activation of z along its last axis, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_bce_with_logits,
+                 "fast_bce_with_logits(z, y, label_smoothing, mean, return_grad, n_threads)\n\n"
+                 "A plain binary_cross_entropy_with_logits(z, y) in one call, or None (docs/kernels.md)."),
+    {"info", ce_py_info, METH_NOARGS,
+     "info()\n--\n\nThe SIMD variant in use and those available, OpenMP, build flags, threads, binding."},
+    {"set_simd", ce_py_set_simd, METH_O,
+     "set_simd(variant)\n--\n\nUse the row functions' 'baseline', 'avx2' or 'avx512' variant ('' = best); "
+     "ValueError when the CPU lacks it."},
+    {NULL, NULL, 0, NULL}};
+
+/* KERNELS: {name: signature} of the table, for the tests that check the
+ * reference and docs/kernels.md against it. */
+static int ce_py_add_table(PyObject *dict)
+{
+    PyObject *table = PyDict_New();
+    int status;
+    for (int k = 0; table != NULL && k < CE_N_KERNELS; k++) {
+        PyObject *signature = PyUnicode_FromString(ce_kernel_signatures[k]);
+        if (signature == NULL || PyDict_SetItemString(table, ce_kernel_names[k], signature) < 0) {
+            Py_XDECREF(signature);
+            Py_CLEAR(table);
+            break;
+        }
+        Py_DECREF(signature);
+    }
+    if (table == NULL)
+        return -1;
+    status = PyDict_SetItemString(dict, "KERNELS", table);
+    Py_DECREF(table);
+    return status;
+}
+
+/* Puts the kernels and helpers into the module's namespace `dict`, run by
+ * `runner`; `loops` names how the runner threads ("cython-prange", ...).
+ * -1 with ImportError when the kernel table is inconsistent. */
+static int ce_py_add_kernels(PyObject *dict, ce_runner runner, const char *loops)
+{
+    const char *error = ce_kernel_table_error();
+    if (error != NULL) {
+        PyErr_Format(PyExc_ImportError, "crossent: the kernel table is inconsistent: %s", error);
+        return -1;
+    }
+    ce_py_runner = runner;
+    ce_py_backend_name = loops;
+    if (ce_py_add_table(dict) < 0)
+        return -1;
+    for (PyMethodDef *def = ce_py_methods; def->ml_name != NULL; def++) {
+        PyObject *function = PyCFunction_NewEx(def, NULL, PyDict_GetItemString(dict, "__name__"));
+        if (function == NULL || PyDict_SetItemString(dict, def->ml_name, function) < 0) {
+            Py_XDECREF(function);
+            return -1;
+        }
+        Py_DECREF(function);
+    }
+    return 0;
+}
+
+#endif /* CROSSENT_PYBIND_H */
