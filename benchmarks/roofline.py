@@ -23,8 +23,8 @@ with --json, saves everything (docs/performance.md quotes a run).
 With --against, a saved ``crossent bench --json`` run (same machine, same
 threads) is set against the bounds: per case crossent's plain call, the
 fastest peer of that run, crossent's speed-up over it and its distance to the
-bound, checked against issue 9's goals (>= 3x the fastest peer, <= 2x the
-bound; the 1 x 10 call under 3 us).
+bound, checked against the speed goals of docs/performance.md (>= 3x the
+fastest peer, <= 2x the bound; the 1 x 10 call under 3 us).
 """
 import argparse
 import json
@@ -52,7 +52,7 @@ CASES = [
     ("bce_with_logits 10^6", (10**6,), np.float32, "exp+log1p"),
     ("bce_with_logits 10^7", (10**7,), np.float32, "exp+log1p"),
 ]
-# The same cases in `crossent bench`, and the one-call case of issue 9.
+# The same cases in `crossent bench`, and the one-call case (1 x 10).
 BENCH_IDS = {
     "cross_entropy 65536x10": "cross_entropy[65536x10-float32-contiguous]",
     "cross_entropy 4096x1000": "cross_entropy[4096x1000-float32-contiguous]",
@@ -143,8 +143,8 @@ def same_moment_ratios(n_threads, bandwidth, rounds):
     """Each case's plain call over its bound, the two measured in the same
     round, `rounds` times; the median per case.  On a shared VM the exp probe
     alone moves by up to 2x from one minute to the next (exp_moderate 0.40 to
-    0.75 ns on the Intel VM of docs/performance.md), so a bound probed
-    minutes away from the run says little about the run."""
+    0.75 ns within an hour on the Intel Xeon of docs/performance.md), so a
+    bound probed minutes away from the run says little about the run."""
     from crossent._bench_cases import Case, make_inputs
     calls = {}
     for name, shape, dtype, _ in CASES:
@@ -170,7 +170,7 @@ def same_moment_ratios(n_threads, bandwidth, rounds):
 
 
 def against_run(rows, run, same_moment=None):
-    """Issue 9's table from the bounds `rows` and a saved bench `run`: one dict
+    """The goals table from the bounds `rows` and a saved bench `run`: one dict
     per case with crossent's plain call, the fastest correct peer and both
     ratios; cases the run lacks are left out.  With `same_moment` (from
     same_moment_ratios), the bound goal is judged on those ratios."""

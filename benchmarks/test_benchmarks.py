@@ -13,7 +13,7 @@ turns timing on, over the full grid::
 There is one ``group`` per loss and activation; grouping by ``param:case_id``
 as well puts every implementation of one case (size, dtype, layout) in one
 table, whose baseline is the NumPy reference: each result's ``extra_info``
-carries ``speedup_vs_numpy``, measured in the same session.
+carries ``speedup_vs_numpy``, measured in the same pytest run.
 """
 import functools
 

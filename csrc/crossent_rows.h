@@ -27,13 +27,13 @@ extern "C" {
 #define CE_BLOCK_ROWS 64
 
 /* How many consecutive blocks a thread takes at a time from the shared
- * counter of a dynamic schedule: about 16 grabs per thread.  One block per
- * grab made 2 threads only 1.4x faster than one on 65 536 x 10 (1.7-2.3x in
- * grabs of 8-32 blocks, measured in C; our reading, not measured: the
- * threads' interleaved 2.5 KB blocks and the counter move between their
- * caches).  Still dynamic, so a thread whose core is busy takes fewer grabs;
- * the others wait at most one grab, 1/16 of a thread's share.  Which thread
- * computes a block never changes its bits. */
+ * counter of a dynamic schedule: about 16 grabs per thread.  Short blocks
+ * taken one at a time do not scale: with one block per grab, 2 threads on
+ * 65 536 x 10 run only 1.4x as fast as one, against 1.7-2.3x with grabs of
+ * 8-32 blocks (docs/performance.md, "Threads").  Still dynamic, so a thread
+ * whose core is busy takes fewer grabs; the others wait at most one grab,
+ * 1/16 of a thread's share.  Which thread computes a block never changes
+ * its bits. */
 static inline ptrdiff_t ce_blocks_per_grab(ptrdiff_t n_blocks, int threads)
 {
     ptrdiff_t grab = n_blocks / (16 * (ptrdiff_t)(threads > 1 ? threads : 1));

@@ -80,8 +80,9 @@
  * floats) or CE_TILE_F64 (4 doubles), one 32-byte vector per row, in
  * register shuffles (GCC's generic vectors, single instructions with AVX).
  * Pure data movement, so the bits are those of the scalar copy.  Without
- * AVX (the SSE2 baseline, 1.4x slower in shuffle pairs) or GCC, the groups
- * copy entry by entry (CE_TILE_SHUFFLES 0). */
+ * AVX (the SSE2 baseline, where the 32-byte shuffles split into pairs and
+ * run 1.4x slower than the plain copy) or without GCC, the groups copy entry
+ * by entry (CE_TILE_SHUFFLES 0). */
 #define CE_TILE_F32 8
 #define CE_TILE_F64 4
 
@@ -143,11 +144,12 @@ CE_INLINE void CE_VARIANT_NAME(ce_transpose_tile_f64)(const double *const *in,
 #endif
 
 /* The longest rows xent_index_group takes, without a gradient and with
- * one; beyond them the row function is as fast or faster (measured on AVX2,
- * float32, against the row function: with tiles, loss only 1.09x faster at
- * 160 classes, 0.97x at 192; with the gradient 1.05x at 128, 0.95x at 144;
- * copying entry by entry, loss only 0.98x at 112, with the gradient 0.84x
- * at 64). */
+ * one: the break-even against the row function, whose per-row cost is
+ * amortised over longer rows.  The group's speed over the row function's,
+ * AVX2, float32: with tiles, loss only 1.09x at 160 classes, 0.97x at 192;
+ * with the gradient 1.05x at 128, 0.95x at 144; copying entry by entry (no
+ * tiles), loss only 0.98x at 112, with the gradient 0.84x at 64
+ * (docs/performance.md). */
 #if CE_TILE_SHUFFLES
 #define CE_GROUP_MAX_CLASSES 160
 #define CE_GROUP_MAX_CLASSES_WITH_GRAD 128

@@ -149,8 +149,8 @@ CE_INLINE double CE_FN(gap)(CE_REAL z, CE_REAL shift)
 }
 
 /* e_c = exp(z_c - shift) over a block of whole chunks, then acc_j += e_c
- * in the lanes: two loops, each of one width.  One loop doing both is
- * 1.4x slower for float32 (measured): GCC widens the exp's final selects
+ * in the lanes: two loops, each of one width.  One loop doing both runs
+ * 1.4x slower for float32: GCC widens the exp's final selects
  * to the float64 lanes of the sum, and the long mixed-width body fills the
  * out-of-order window.  Same operations, same order, same bits.  Entries
  * from `live` on are padding: their exps are replaced by +0, which leaves a
@@ -354,14 +354,14 @@ CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL
     *grad = neg_coef * sigmoid_z - pos_coef * sigmoid_minus_z;
 }
 
-/* Elements per round of bce_logits_loop's passes (their buffers stay in L1). */
+/* Elements per block of bce_logits_loop's passes (their buffers stay in L1). */
 #define CE_BCE_BLOCK 256
 
 /* Three passes over each block -- the exps, then log1p and the reciprocal,
  * then the rest -- rather than one loop doing all: one element's whole
  * computation is a dependency chain too long for the out-of-order window to
- * overlap several elements (measured 1.6x faster in passes on 10^6
- * elements).  The same operations on each element, so the same bits.
+ * overlap several elements (in passes, 10^6 elements run 1.6x faster).
+ * The same operations on each element, so the same bits.
  * has_pw, has_grad: constants after inlining, so that each of the four
  * loops is branch-free and vectorises. */
 CE_INLINE void CE_FN(bce_logits_loop)(const CE_REAL *z, const CE_REAL *y, const CE_REAL *pw,
@@ -754,8 +754,8 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
         return;
 #if CE_TILE_SHUFFLES
     /* The gradient in zt, vertically, out by tiles, the target's entry last:
-     * for medium rows, and for short ones too, 1.13x faster than row by row
-     * with AVX-512 (1.0x with AVX2; 10 classes, measured). */
+     * for medium rows, and for short ones too (10 classes: 1.13x faster than
+     * row by row with AVX-512, as fast with AVX2). */
     CE_REAL e_t[G];
     for (int k = 0; k < G; k++)
         e_t[k] = zt[t[k]][k];
@@ -784,8 +784,7 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
 
 /* xent_index_group with its transposed rows on the stack, sized for short
  * rows (n <= CE_LANES) or for medium ones (n <= CE_GROUP_MAX_CLASSES): two
- * copies, because the short rows run 1.2x slower in the larger frame
- * (measured). */
+ * copies, because the short rows run 1.2x slower in the larger frame. */
 static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
                                           const ptrdiff_t *target, const double *class_weight,
                                           CE_REAL *const *grad, const double *grad_scale,
@@ -841,7 +840,7 @@ CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
 #if CE_TILE_SHUFFLES
     /* Scaled in zt, out by tiles (see xent_index_group): for short rows
      * 1.14x faster than row by row with AVX-512, 1.08x with AVX2 (10
-     * classes, measured). */
+     * classes). */
     for (ptrdiff_t c = 0; c < n; c++) {
         CE_NO_UNROLL
         for (int k = 0; k < G; k++)
@@ -887,8 +886,8 @@ static void CE_FN(activation_row)(const CE_REAL *z, ptrdiff_t n, int kind, CE_RE
 
 /* Whether the group functions beat the row function on the last `count`
  * rows of a batch (count < CE_ROW_GROUP at the tail): a group costs all its
- * lanes however few rows it holds.  The break-even, measured (AVX-512,
- * float32, with the gradient): about 4 rows of 10 classes, 6-8 of 32-100;
+ * lanes however few rows it holds.  The break-even (AVX-512, float32,
+ * with the gradient): about 4 rows of 10 classes, 6-8 of 32-100;
  * one row of 10 classes takes 120 ns alone against 250 ns in a group. */
 CE_INLINE int CE_FN(worth_a_group)(ptrdiff_t count, ptrdiff_t n)
 {
@@ -1066,8 +1065,8 @@ static void CE_FN(categorical_grad_pass)(const CE_REAL *p, const CE_REAL *y, con
 
 /* SPEC 1.7: a NaN anywhere in a row makes its loss NaN, also where the
  * formula reads the target's entry only.  One vectorised pass of compares
- * (the row max's lane tree made this test 4x the cost of a short row's
- * NLL, measured). */
+ * (through the row max's lane tree the test costs 4x a short row's whole
+ * NLL). */
 static int CE_FN(row_has_nan)(const CE_REAL *x, ptrdiff_t n)
 {
     int nan = 0;
@@ -1125,7 +1124,7 @@ static CE_REAL CE_FN(ce_nll_index_row)(const CE_REAL *x, ptrdiff_t n, ptrdiff_t 
 
 /* ce_nll_index_row for `rows` rows, the same bits: the gradient rows that
  * follow each other in memory are zeroed by one memset per run (a short
- * row's own memset call cost more than the rest of its NLL, measured). */
+ * row's own memset call costs more than the rest of its NLL). */
 static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n,
                                      const ptrdiff_t *target, const double *class_weight,
                                      CE_REAL *const *grad, const double *grad_scale,

@@ -40,7 +40,7 @@ shapes = st.lists(st.integers(0, 5), min_size=1, max_size=3).map(tuple)
 
 def in_layout(data, array, label):
     """``array`` in one memory layout of tests/arrays.py, drawn by hypothesis."""
-    if array.ndim == 0:  # layouts() makes 0-d arrays 1-d (np.ascontiguousarray): see h8-findings
+    if array.ndim == 0:  # a 0-d array's layouts are only contiguous and read-only: drawn as it is
         return array
     options = list(layouts(array))
     index = data.draw(st.integers(0, len(options) - 1), label=f"{label} layout")

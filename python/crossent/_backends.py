@@ -26,7 +26,7 @@ _state = {"default": None, "n_threads": None}
 
 # libgomp's worker threads spin after each parallel region by default; on a
 # machine whose other cores are busy that spinning steals the time the kernels
-# need (measured: a 10^6-element loss 20x slower on 2 threads than on 1).
+# need (a 10^6-element loss can run 20x slower on 2 threads than on 1).
 # Passive waiting costs a few microseconds per region instead.  Read once, when
 # the OpenMP runtime loads with the first compiled backend; a user's own
 # setting wins.

@@ -347,7 +347,7 @@ def _prepare_jax(case, inputs):
     """JAX's jitted functions on device arrays (converted before timing).
 
     ``n_threads`` does not reach XLA, which decides its own threading (at the
-    benchmark's sizes its fused CPU loops measured the same with
+    benchmark's sizes its fused CPU loops run as fast with
     ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
     intra_op_parallelism_threads=1`` as without).
     """

@@ -43,7 +43,7 @@ from . import _backends
 # Predictions read per chunk when ``chunk_rows`` is not given: large enough
 # that per-chunk overhead is noise (each chunk starts the kernels' threads
 # anew, which on a busy machine costs more than the validation or the mmap:
-# 32 MiB chunks were measured ~20% slower than one call there), small enough
+# 32 MiB chunks run ~20% slower than one call there), small enough
 # that a chunk and its temporaries stay far below the memory budget.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 

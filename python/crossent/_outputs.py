@@ -4,9 +4,9 @@ ones on recycled memory.
 glibc's malloc gives every allocation above 32 MiB its own fresh mapping and
 returns it to the system on free, so a 10^7-element float32 gradient (40 MB)
 costs page faults on every call: the kernel zeroes each page again on its
-first write.  Measured on the Intel Xeon VM of docs/performance.md,
-``binary_cross_entropy_with_logits`` of 10^7 float32 with the gradient took
-14.8 ms with a fresh gradient against 10.4 ms with ``grad_out=`` reused.
+first write.  Those faults are nearly a third of a 10^7-element
+``binary_cross_entropy_with_logits`` call with its gradient
+(docs/performance.md, "Memory").
 
 So an output of RECYCLE_MIN_BYTES to RECYCLE_MAX_BYTES is a view of a buffer
 kept here, and the next output of a size that fits takes that buffer again
