@@ -29,14 +29,15 @@
 
 /* ---- the table -------------------------------------------------------------- */
 
-#define CE_KERNEL_NAME(name, over, signature) #name,
-#define CE_KERNEL_SIGNATURE(name, over, signature) signature,
-#define CE_KERNEL_OVER(name, over, signature) over,
+#define CE_KERNEL_NAME(name, over, signature, ...) #name,
+#define CE_KERNEL_SIGNATURE(name, over, signature, ...) signature,
+#define CE_KERNEL_OVER(name, over, signature, ...) over,
 const char *const ce_kernel_names[CE_N_KERNELS] = {CE_KERNELS(CE_KERNEL_NAME)};
 const char *const ce_kernel_signatures[CE_N_KERNELS] = {CE_KERNELS(CE_KERNEL_SIGNATURE)};
 const int ce_kernel_over[CE_N_KERNELS] = {CE_KERNELS(CE_KERNEL_OVER)};
 
 #define CE_ANY (-1)
+#define CE_OPTION(field) (int)offsetof(ce_options, field)
 
 /* What each argument name of a signature means.  The first entry whose name
  * matches and whose `over` is the kernel's (or CE_ANY) wins. */
@@ -68,13 +69,13 @@ static const struct {
     {"out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
     {"grad_out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
     {"target2", CE_ANY, CE_ARG_TARGETS, CE_TARGET, 0},
-    {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPT_NONE, 0},
-    {"ignore_index", CE_ANY, CE_ARG_INDEX, CE_OPT_IGNORE_INDEX, 0},
-    {"n_classes", CE_ANY, CE_ARG_INDEX, CE_OPT_N_CLASSES, 0},
-    {"label_smoothing", CE_ANY, CE_ARG_DOUBLE, CE_OPT_LABEL_SMOOTHING, 0},
-    {"grad_scale", CE_ANY, CE_ARG_DOUBLE, CE_OPT_GRAD_SCALE, 0},
-    {"n_threads", CE_ANY, CE_ARG_THREADS, CE_OPT_NONE, 0},
-    {"acc", CE_ANY, CE_ARG_ACC, CE_OPT_NONE, 0},
+    {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPTION(class_weight), 0},
+    {"ignore_index", CE_ANY, CE_ARG_INDEX, CE_OPTION(ignore_index), 0},
+    {"n_classes", CE_ANY, CE_ARG_INDEX, CE_OPTION(n_classes), 0},
+    {"label_smoothing", CE_ANY, CE_ARG_DOUBLE, CE_OPTION(label_smoothing), 0},
+    {"grad_scale", CE_ANY, CE_ARG_DOUBLE, CE_OPTION(grad_scale), 0},
+    {"n_threads", CE_ANY, CE_ARG_THREADS, -1, 0},
+    {"acc", CE_ANY, CE_ARG_ACC, -1, 0},
 };
 
 static ce_arg ce_parsed_args[CE_N_KERNELS][CE_MAX_ARGS];

@@ -24,30 +24,26 @@
 
 /* ---- elementwise kernels ------------------------------------------------------ */
 
-/* The block function of the call's kernel on n contiguous elements; p[slot]
- * is NULL for an absent operand. */
+/* The block function of the call's kernel (its row of CE_KERNELS) on n
+ * contiguous elements; p[slot] is NULL for an absent operand. */
+#define CE_IN(slot) p[CE_##slot]
+#define CE_OPT(field) c->opt.field
+#define CE_CASE_CE_ELEMENTS(name, fn, args) \
+    case CE_K_##name:                       \
+        CE_T(fn) args;                      \
+        break;
+#define CE_CASE_CE_ROWS(name, ...)
+#define CE_CASE_CE_WEIGHTS(name, ...)
+#define CE_CASE_CE_SCAN(name, ...)
+#define CE_ELEMENTWISE_CASE(name, over, signature, ...) CE_CASE_##over(name, __VA_ARGS__)
 static void CE_T(ce_elementwise_block)(const ce_call *c, F **p, ptrdiff_t n)
 {
-    double gs = c->opt.grad_scale;
     switch (c->kernel) {
-    case CE_K_sigmoid:
-        CE_T(ce_sigmoid)(p[CE_X], p[CE_OUT], n);
-        break;
-    case CE_K_log_sigmoid:
-        CE_T(ce_log_sigmoid)(p[CE_X], p[CE_OUT], n);
-        break;
-    case CE_K_bce:
-        CE_T(ce_bce_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_SAMPLE_WEIGHT], p[CE_LOSSES], p[CE_OUT], gs, n);
-        break;
-    case CE_K_bce_with_logits:
-        CE_T(ce_bce_logits_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_POS_WEIGHT], p[CE_SAMPLE_WEIGHT],
-                                  c->opt.label_smoothing, p[CE_LOSSES], p[CE_OUT], gs, n);
-        break;
-    case CE_K_mse:
-        CE_T(ce_mse_block)(p[CE_X], p[CE_Y], p[CE_WEIGHT], p[CE_SAMPLE_WEIGHT], p[CE_LOSSES], p[CE_OUT], gs, n);
-        break;
+        CE_KERNELS(CE_ELEMENTWISE_CASE)
     }
 }
+#undef CE_IN
+#undef CE_OPT
 
 /* dst[i] = op[flat index start + i] for i < n (C order of (R, cols)). */
 static void CE_T(ce_gather_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t start, ptrdiff_t n, F *dst)

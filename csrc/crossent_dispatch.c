@@ -78,10 +78,25 @@ static const struct ce_rows_table *ce_table(void)
     return ce_active_table;
 }
 
-#define CE_EXPORT_VALUE(ret, name, params, args) \
-    ret name params { return ce_table()->name args; }
-#define CE_EXPORT_VOID(name, params, args) \
-    void name params { ce_table()->name args; }
+/* The jump of each exported name; CE_RETURN_<type> returns the callee's
+ * value, or just calls it for void. */
+#define CE_RETURN_void(call) call;
+#define CE_RETURN_double(call) return call;
+#define CE_RETURN_CE_REAL(call) return call;
+#define CE_RETURN_ptrdiff_t(call) return call;
+#define CE_EXPORT(ret, name, params, args) \
+    ret CE_ROWS_TYPED(name) params { CE_RETURN_##ret(ce_table()->CE_ROWS_TYPED(name) args) }
+#define CE_EXPORT_UNTYPED(ret, name, params, args) \
+    ret name params { CE_RETURN_##ret(ce_table()->name args) }
 
-CE_ROWS_VALUE_FUNCTIONS(CE_EXPORT_VALUE)
-CE_ROWS_VOID_FUNCTIONS(CE_EXPORT_VOID)
+#define CE_REAL float
+#define CE_TS f32
+CE_ROWS_TYPED_FUNCTIONS(CE_EXPORT)
+#undef CE_REAL
+#undef CE_TS
+#define CE_REAL double
+#define CE_TS f64
+CE_ROWS_TYPED_FUNCTIONS(CE_EXPORT)
+#undef CE_REAL
+#undef CE_TS
+CE_ROWS_INDEX_FUNCTIONS(CE_EXPORT_UNTYPED)

@@ -36,45 +36,61 @@ extern "C" {
 #define CE_WEIGHTS 2      /* rows of (A, B) targets: the weight sum behind a mean */
 #define CE_SCAN 3         /* a serial scan of the targets, before any kernel */
 
-/* X(name, over, signature).  The signature is the kernel's positional
- * arguments; a name ending in '?' may be None.  What each name means (its
- * operand slot, shape and dtype) is fixed by crossent_blocks.c's vocabulary,
- * so a new kernel uses the names of the kernels like it.  The math of each
- * kernel is named in crossent_blocks_typed.h (ce_elementwise_block,
- * ce_row_loss, ce_row_activation). */
-#define CE_KERNELS(X)                                                                           \
-    X(sigmoid, CE_ELEMENTS, "x2, out2, n_threads")                                              \
-    X(log_sigmoid, CE_ELEMENTS, "x2, out2, n_threads")                                          \
-    X(bce, CE_ELEMENTS,                                                                         \
-      "p2, y2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc") \
-    X(bce_with_logits, CE_ELEMENTS,                                                             \
+/* KERNEL(name, over, signature, math...).
+ *
+ * signature: the kernel's positional arguments; a name ending in '?' may be
+ * None.  What each name means (its operand slot, shape and dtype, or the
+ * option it sets) is fixed by the vocabulary in crossent_blocks.c, so a new
+ * kernel uses the names of the kernels like it.
+ *
+ * math, for elementwise kernels: the block function (crossent_rows.h, without
+ * its _f32/_f64 suffix) and its arguments, where CE_IN(slot) is the slot's n
+ * contiguous elements (NULL when absent), CE_OPT(field) an option and n the
+ * block's length.  Row kernels (CE_ROW_MATH) call their row functions from
+ * ce_row_loss and ce_row_activation in crossent_blocks_typed.h, which also
+ * batch short rows. */
+#define CE_KERNELS(KERNEL)                                                                           \
+    KERNEL(sigmoid, CE_ELEMENTS, "x2, out2, n_threads", ce_sigmoid, (CE_IN(X), CE_IN(OUT), n))       \
+    KERNEL(log_sigmoid, CE_ELEMENTS, "x2, out2, n_threads", ce_log_sigmoid, (CE_IN(X), CE_IN(OUT), n)) \
+    KERNEL(bce, CE_ELEMENTS,                                                                         \
+      "p2, y2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc", \
+      ce_bce_block,                                                                             \
+      (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(SAMPLE_WEIGHT), CE_IN(LOSSES), CE_IN(OUT),      \
+       CE_OPT(grad_scale), n))                                                                  \
+    KERNEL(bce_with_logits, CE_ELEMENTS,                                                             \
       "z2, y2, weight2?, pos_weight2?, sample_weight2?, label_smoothing, losses_out2?, "        \
-      "grad_out2?, grad_scale, n_threads, acc")                                                 \
-    X(mse, CE_ELEMENTS,                                                                         \
-      "x2, t2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc") \
-    X(softmax, CE_ROWS, "x3, out3, n_threads")                                                  \
-    X(log_softmax, CE_ROWS, "x3, out3, n_threads")                                              \
-    X(logsumexp, CE_ROWS, "x3, out2, n_threads")                                                \
-    X(softmax_xent_index, CE_ROWS,                                                              \
+      "grad_out2?, grad_scale, n_threads, acc",                                                 \
+      ce_bce_logits_block,                                                                      \
+      (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(POS_WEIGHT), CE_IN(SAMPLE_WEIGHT),              \
+       CE_OPT(label_smoothing), CE_IN(LOSSES), CE_IN(OUT), CE_OPT(grad_scale), n))              \
+    KERNEL(mse, CE_ELEMENTS,                                                                         \
+      "x2, t2, weight2?, sample_weight2?, losses_out2?, grad_out2?, grad_scale, n_threads, acc", \
+      ce_mse_block,                                                                             \
+      (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(SAMPLE_WEIGHT), CE_IN(LOSSES), CE_IN(OUT),      \
+       CE_OPT(grad_scale), n))                                                                  \
+    KERNEL(softmax, CE_ROWS, "x3, out3, n_threads", CE_ROW_MATH)                                     \
+    KERNEL(log_softmax, CE_ROWS, "x3, out3, n_threads", CE_ROW_MATH)                                 \
+    KERNEL(logsumexp, CE_ROWS, "x3, out2, n_threads", CE_ROW_MATH)                                   \
+    KERNEL(softmax_xent_index, CE_ROWS,                                                              \
       "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
-      "grad_out3?, grad_scale, n_threads, acc")                                                 \
-    X(softmax_xent_soft, CE_ROWS,                                                               \
+      "grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)                                    \
+    KERNEL(softmax_xent_soft, CE_ROWS,                                                               \
       "z3, y3, class_weight, sample_weight2?, label_smoothing, losses_out2?, grad_out3?, "      \
-      "grad_scale, n_threads, acc")                                                             \
-    X(categorical_xent_index, CE_ROWS,                                                          \
+      "grad_scale, n_threads, acc", CE_ROW_MATH)                                                \
+    KERNEL(categorical_xent_index, CE_ROWS,                                                          \
       "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
-      "grad_out3?, grad_scale, n_threads, acc")                                                 \
-    X(categorical_xent_soft, CE_ROWS,                                                           \
+      "grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)                                    \
+    KERNEL(categorical_xent_soft, CE_ROWS,                                                           \
       "p3, y3, class_weight, sample_weight2?, label_smoothing, losses_out2?, grad_out3?, "      \
-      "grad_scale, n_threads, acc")                                                             \
-    X(nll_index, CE_ROWS,                                                                       \
+      "grad_scale, n_threads, acc", CE_ROW_MATH)                                                \
+    KERNEL(nll_index, CE_ROWS,                                                                       \
       "x3, target2, class_weight, sample_weight2?, ignore_index, losses_out2?, grad_out3?, "    \
-      "grad_scale, n_threads, acc")                                                             \
-    X(index_weight_sum, CE_WEIGHTS,                                                             \
-      "target2, class_weight, sample_weight2?, ignore_index, n_threads, acc")                   \
-    X(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index")
+      "grad_scale, n_threads, acc", CE_ROW_MATH)                                                \
+    KERNEL(index_weight_sum, CE_WEIGHTS,                                                             \
+      "target2, class_weight, sample_weight2?, ignore_index, n_threads, acc", CE_ROW_MATH)      \
+    KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)
 
-#define CE_KERNEL_ID(name, over, signature) CE_K_##name,
+#define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
 #undef CE_KERNEL_ID
 
@@ -103,6 +119,8 @@ typedef struct {
     int itemsize;
 } ce_operand;
 
+/* The scalar options of a call.  A signature's option names are mapped to
+ * these fields by the vocabulary in crossent_blocks.c. */
 typedef struct {
     const double *class_weight;  /* NULL: all ones */
     ptrdiff_t ignore_index;
@@ -165,14 +183,10 @@ typedef enum {
 typedef struct {
     char name[24];
     ce_arg_kind kind;
-    int slot;             /* enum ce_slot for operands; for scalars the ce_options field */
+    int slot;             /* operands: enum ce_slot; options: the field's offset in ce_options */
     int optional;         /* None allowed */
     int output;           /* must be writable */
 } ce_arg;
-
-/* Scalar fields of ce_options, for ce_arg.slot of scalar arguments. */
-enum { CE_OPT_IGNORE_INDEX, CE_OPT_N_CLASSES, CE_OPT_LABEL_SMOOTHING, CE_OPT_GRAD_SCALE,
-       CE_OPT_NONE };
 
 #define CE_MAX_ARGS 12
 /* The parsed signature of kernel k: *n arguments.  NULL when a name of its

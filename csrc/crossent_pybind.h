@@ -191,6 +191,7 @@ static int ce_py_parse_class_weight(ce_py_parse *p, const ce_arg *arg, PyObject 
 
 static int ce_py_parse_number(ce_py_parse *p, const ce_arg *arg, PyObject *obj, ce_call *c)
 {
+    char *field = (char *)&c->opt + arg->slot;
     double value;
     Py_ssize_t integer;
     if (arg->kind == CE_ARG_DOUBLE || arg->kind == CE_ARG_ACC) {
@@ -201,10 +202,8 @@ static int ce_py_parse_number(ce_py_parse *p, const ce_arg *arg, PyObject *obj, 
         }
         if (arg->kind == CE_ARG_ACC)
             p->acc = value;
-        else if (arg->slot == CE_OPT_LABEL_SMOOTHING)
-            c->opt.label_smoothing = value;
         else
-            c->opt.grad_scale = value;
+            *(double *)field = value;
         return 0;
     }
     if (!PyIndex_Check(obj))
@@ -216,10 +215,8 @@ static int ce_py_parse_number(ce_py_parse *p, const ce_arg *arg, PyObject *obj, 
         if (integer < 1 || integer > INT_MAX)
             return ce_py_arg_error(PyExc_ValueError, p, arg->name, "an int >= 1", obj);
         p->n_threads = (int)integer;
-    } else if (arg->slot == CE_OPT_IGNORE_INDEX) {
-        c->opt.ignore_index = integer;
     } else {
-        c->opt.n_classes = integer;
+        *(ptrdiff_t *)field = integer;
     }
     return 0;
 }
@@ -306,7 +303,7 @@ static PyObject *ce_py_kernel(int kernel, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
-#define CE_PY_KERNEL_FUNCTION(name, over, signature)                                            \
+#define CE_PY_KERNEL_FUNCTION(name, over, signature, ...)                                            \
     static PyObject *ce_py_kernel_##name(PyObject *self, PyObject *const *args, Py_ssize_t nargs) \
     {                                                                                           \
         (void)self;                                                                             \
@@ -647,7 +644,7 @@ static PyObject *ce_py_set_simd(PyObject *self, PyObject *variant)
     Py_RETURN_NONE;
 }
 
-#define CE_PY_KERNEL_METHOD(name, over, signature)                                              \
+#define CE_PY_KERNEL_METHOD(name, over, signature, ...)                                              \
     {#name, (PyCFunction)(void (*)(void))ce_py_kernel_##name, METH_FASTCALL,                    \
      #name "(" signature ")\n\nThe kernel " #name " of docs/kernels.md ('?': may be None)."},
 #define CE_PY_METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))ce_py_##name, METH_FASTCALL, doc}

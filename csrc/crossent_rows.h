@@ -1,13 +1,20 @@
 /*
  * crossent_rows.h -- the row and block functions both compiled backends call.
  *
- * Every function here works on CONTIGUOUS buffers: the loops (pyx/ and
- * csrc/crossent_loops.c) stage strided data into contiguous buffers before
+ * Every function here works on CONTIGUOUS buffers: the blocks
+ * (crossent_blocks.c) stage strided data into contiguous buffers before
  * calling them, so that a strided input gives the same bits as a contiguous
  * one.  The math itself lives in crossent_math.h (static inline primitives);
  * this layer is compiled once per SIMD target (baseline, AVX2, AVX-512) and
  * the exported names below jump to the variant chosen at import
  * (ce_simd_select), so callers never see the dispatch.
+ *
+ * Each function is listed once, in CE_ROWS_TYPED_FUNCTIONS below, with
+ * CE_REAL standing for its data type: the list declares the float32 (_f32)
+ * and float64 (_f64) exported names here, and crossent_rows_table.h,
+ * crossent_rows_impl.h and crossent_dispatch.c derive the variants' tables
+ * and the jumps from it.  A new row or block function is its body in
+ * crossent_rows_typed.h and one line here.
  *
  * No Python.h here: this is plain C99.
  */
@@ -51,131 +58,136 @@ const char *ce_simd_name(void);
 /* Comma-separated list of the variants this CPU can run, best last. */
 const char *ce_simd_available(void);
 
-/* ---- sums ------------------------------------------------------------ */
-/* float64 sum of n values in a fixed lane order (identical for every SIMD
- * variant). */
-double ce_sum_f32(const float *x, ptrdiff_t n);
-double ce_sum_f64(const double *x, ptrdiff_t n);
+/* ---- the functions ---------------------------------------------------- */
 
-/* ---- class indices (n contiguous targets) ----------------------------- */
-/* The position of the first target outside [0, n_classes) that is not
- * ignore_index, or -1 when there is none; then *kept is how many targets
- * are not ignore_index (the mean's denominator of unweighted rows).  One
- * pass that the vectoriser takes whole. */
-ptrdiff_t ce_scan_targets_i32(const int32_t *target, ptrdiff_t n, ptrdiff_t n_classes,
-                              ptrdiff_t ignore_index, ptrdiff_t *kept);
-ptrdiff_t ce_scan_targets_i64(const int64_t *target, ptrdiff_t n, ptrdiff_t n_classes,
-                              ptrdiff_t ignore_index, ptrdiff_t *kept);
+/* X(return type, name, (parameters), (arguments)), CE_REAL the data type.
+ *
+ * Sums: ce_sum is the float64 sum of n values in a fixed lane order (the
+ * same for every SIMD variant).
+ *
+ * Elementwise blocks (n contiguous elements): the activations' out may be x
+ * itself.  The binary losses' w (weight), pw (pos_weight) and s
+ * (sample_weight) may be NULL (= all ones); loss[i] = w*s*l_i (always
+ * written); grad may be NULL, else grad[i] = grad_scale * w * s * dl_i/dx_i.
+ *
+ * Rows (n contiguous classes): ce_row_logsumexp is max-shifted and rounded
+ * to the row's dtype; the activations' out may be z itself.  The multiclass
+ * losses of one row take class_weight NULL (= all ones; float64 for both
+ * dtypes) and return the class-weighted loss of the row, NOT multiplied by
+ * the sample weight (the blocks do that); grad may be NULL, else grad[c] =
+ * grad_scale * dl/dx_c (the blocks fold the sample weight into grad_scale).
+ *
+ * The _rows forms take `rows` rows at once: row k is z[k] (-> out[k] or
+ * value[k]; for losses target[k] (a class, never ignored), grad[k] scaled by
+ * grad_scale[k] (grad NULL: no gradient) and loss[k]).  They give the bits of
+ * the row function on each row, but short and medium rows are computed
+ * several per vector, which is what makes them fast.
+ *
+ * Formulas: docs/kernels.md and docs/math.md. */
+#define CE_ROWS_TYPED_FUNCTIONS(X)                                                               \
+    X(double, ce_sum, (const CE_REAL *x, ptrdiff_t n), (x, n))                                    \
+    X(void, ce_sigmoid, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))               \
+    X(void, ce_log_sigmoid, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))           \
+    X(void, ce_bce_block,                                                                         \
+      (const CE_REAL *p, const CE_REAL *y, const CE_REAL *w, const CE_REAL *s, CE_REAL *loss,     \
+       CE_REAL *grad, double grad_scale, ptrdiff_t n),                                            \
+      (p, y, w, s, loss, grad, grad_scale, n))                                                    \
+    X(void, ce_bce_logits_block,                                                                  \
+      (const CE_REAL *z, const CE_REAL *y, const CE_REAL *w, const CE_REAL *pw, const CE_REAL *s, \
+       double label_smoothing, CE_REAL *loss, CE_REAL *grad, double grad_scale, ptrdiff_t n),     \
+      (z, y, w, pw, s, label_smoothing, loss, grad, grad_scale, n))                               \
+    X(void, ce_mse_block,                                                                         \
+      (const CE_REAL *x, const CE_REAL *t, const CE_REAL *w, const CE_REAL *s, CE_REAL *loss,     \
+       CE_REAL *grad, double grad_scale, ptrdiff_t n),                                            \
+      (x, t, w, s, loss, grad, grad_scale, n))                                                    \
+    X(double, ce_row_max, (const CE_REAL *z, ptrdiff_t n), (z, n))                                \
+    X(CE_REAL, ce_row_logsumexp, (const CE_REAL *z, ptrdiff_t n), (z, n))                         \
+    X(void, ce_softmax_row, (const CE_REAL *z, CE_REAL *out, ptrdiff_t n), (z, out, n))           \
+    X(void, ce_log_softmax_row, (const CE_REAL *z, CE_REAL *out, ptrdiff_t n), (z, out, n))       \
+    X(void, ce_softmax_rows,                                                                      \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, CE_REAL *const *out),                \
+      (z, rows, n, out))                                                                          \
+    X(void, ce_log_softmax_rows,                                                                  \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, CE_REAL *const *out),                \
+      (z, rows, n, out))                                                                          \
+    X(void, ce_logsumexp_rows, (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, CE_REAL *value), \
+      (z, rows, n, value))                                                                        \
+    X(CE_REAL, ce_softmax_xent_index_row,                                                         \
+      (const CE_REAL *z, ptrdiff_t n, ptrdiff_t target, const double *class_weight,               \
+       double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
+      (z, n, target, class_weight, label_smoothing, grad, grad_scale))                            \
+    X(void, ce_softmax_xent_index_rows,                                                           \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       const double *class_weight, double label_smoothing, CE_REAL *const *grad,                  \
+       const double *grad_scale, CE_REAL *loss),                                                  \
+      (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))                \
+    X(CE_REAL, ce_softmax_xent_soft_row,                                                          \
+      (const CE_REAL *z, const CE_REAL *y, ptrdiff_t n, const double *class_weight,               \
+       double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
+      (z, y, n, class_weight, label_smoothing, grad, grad_scale))                                 \
+    X(CE_REAL, ce_categorical_xent_index_row,                                                     \
+      (const CE_REAL *p, ptrdiff_t n, ptrdiff_t target, const double *class_weight,               \
+       double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
+      (p, n, target, class_weight, label_smoothing, grad, grad_scale))                            \
+    X(CE_REAL, ce_categorical_xent_soft_row,                                                      \
+      (const CE_REAL *p, const CE_REAL *y, ptrdiff_t n, const double *class_weight,               \
+       double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
+      (p, y, n, class_weight, label_smoothing, grad, grad_scale))                                 \
+    X(CE_REAL, ce_nll_index_row,                                                                  \
+      (const CE_REAL *x, ptrdiff_t n, ptrdiff_t target, const double *class_weight,               \
+       CE_REAL *grad, double grad_scale),                                                         \
+      (x, n, target, class_weight, grad, grad_scale))                                             \
+    X(void, ce_nll_index_rows,                                                                    \
+      (const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       const double *class_weight, CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss), \
+      (x, rows, n, target, class_weight, grad, grad_scale, loss))
 
-/* ---- elementwise blocks (n contiguous elements) ----------------------- */
-/* out may be x itself. */
-void ce_sigmoid_f32(const float *x, float *out, ptrdiff_t n);
-void ce_sigmoid_f64(const double *x, double *out, ptrdiff_t n);
-void ce_log_sigmoid_f32(const float *x, float *out, ptrdiff_t n);
-void ce_log_sigmoid_f64(const double *x, double *out, ptrdiff_t n);
+/* Class indices (n contiguous targets): the position of the first target
+ * outside [0, n_classes) that is not ignore_index, or -1 when there is none;
+ * then *kept is how many targets are not ignore_index (the mean's
+ * denominator of unweighted rows).  One pass that the vectoriser takes
+ * whole.  X(return type, name, (parameters), (arguments)). */
+#define CE_ROWS_INDEX_FUNCTIONS(X)                                                               \
+    X(ptrdiff_t, ce_scan_targets_i32,                                                             \
+      (const int32_t *target, ptrdiff_t n, ptrdiff_t n_classes, ptrdiff_t ignore_index,           \
+       ptrdiff_t *kept),                                                                          \
+      (target, n, n_classes, ignore_index, kept))                                                 \
+    X(ptrdiff_t, ce_scan_targets_i64,                                                             \
+      (const int64_t *target, ptrdiff_t n, ptrdiff_t n_classes, ptrdiff_t ignore_index,           \
+       ptrdiff_t *kept),                                                                          \
+      (target, n, n_classes, ignore_index, kept))
 
-/* Binary losses.  w (weight), pw (pos_weight) and s (sample_weight) may be
- * NULL (= all ones).  loss[i] = w*s*l_i (always written); grad may be NULL,
- * else grad[i] = grad_scale * w * s * dl_i/dx_i.  Formulas: docs/kernels.md. */
-void ce_bce_block_f32(const float *p, const float *y, const float *w,
-                      const float *s, float *loss, float *grad,
-                      double grad_scale, ptrdiff_t n);
-void ce_bce_block_f64(const double *p, const double *y, const double *w,
-                      const double *s, double *loss, double *grad,
-                      double grad_scale, ptrdiff_t n);
-void ce_bce_logits_block_f32(const float *z, const float *y, const float *w,
-                             const float *pw, const float *s,
-                             double label_smoothing, float *loss, float *grad,
-                             double grad_scale, ptrdiff_t n);
-void ce_bce_logits_block_f64(const double *z, const double *y, const double *w,
-                             const double *pw, const double *s,
-                             double label_smoothing, double *loss,
-                             double *grad, double grad_scale, ptrdiff_t n);
-void ce_mse_block_f32(const float *x, const float *t, const float *w,
-                      const float *s, float *loss, float *grad,
-                      double grad_scale, ptrdiff_t n);
-void ce_mse_block_f64(const double *x, const double *t, const double *w,
-                      const double *s, double *loss, double *grad,
-                      double grad_scale, ptrdiff_t n);
+/* Test-only entries of the variants' tables: the vectorised primitives
+ * applied to a block, so that the tests can time them and compare variants
+ * (not exported by name). */
+#define CE_ROWS_PRIMITIVE_BLOCKS(X)                                                              \
+    X(void, ce_exp_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))             \
+    X(void, ce_exp_moderate_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))    \
+    X(void, ce_log_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))             \
+    X(void, ce_log1p_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))           \
+    X(void, ce_log1pexp_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))
 
-/* ---- rows (n contiguous classes) -------------------------------------- */
-double ce_row_max_f32(const float *z, ptrdiff_t n);
-double ce_row_max_f64(const double *z, ptrdiff_t n);
-/* log(sum(exp(z))), max-shifted; returned rounded to the row's dtype. */
-float ce_row_logsumexp_f32(const float *z, ptrdiff_t n);
-double ce_row_logsumexp_f64(const double *z, ptrdiff_t n);
-/* out may be z itself. */
-void ce_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
-void ce_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
-void ce_log_softmax_row_f32(const float *z, float *out, ptrdiff_t n);
-void ce_log_softmax_row_f64(const double *z, double *out, ptrdiff_t n);
-/* The same for `rows` rows at once: row k is z[k] (-> out[k], which may be
- * z[k]; logsumexp -> value[k]), the bits of the row function; short and
- * medium rows are computed several per vector. */
-void ce_softmax_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *const *out);
-void ce_softmax_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
-                         double *const *out);
-void ce_log_softmax_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n,
-                             float *const *out);
-void ce_log_softmax_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
-                             double *const *out);
-void ce_logsumexp_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n, float *value);
-void ce_logsumexp_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n, double *value);
+/* ce_foo -> ce_foo_f32 while CE_TS is f32. */
+#define CE_ROWS_PASTE_(name, ts) name##_##ts
+#define CE_ROWS_PASTE(name, ts) CE_ROWS_PASTE_(name, ts)
+#define CE_ROWS_TYPED(name) CE_ROWS_PASTE(name, CE_TS)
 
-/* Multiclass losses of one row.  class_weight may be NULL (= all ones); it is
- * float64 for both dtypes.  Return the class-weighted loss of the row (NOT
- * multiplied by the sample weight; the loop does that).  grad may be NULL,
- * else grad[c] = grad_scale * dl/dx_c (the loop folds the sample weight into
- * grad_scale).  Formulas: docs/kernels.md. */
-float ce_softmax_xent_index_row_f32(const float *z, ptrdiff_t n, ptrdiff_t target,
-                                    const double *class_weight, double label_smoothing,
-                                    float *grad, double grad_scale);
-double ce_softmax_xent_index_row_f64(const double *z, ptrdiff_t n, ptrdiff_t target,
-                                     const double *class_weight, double label_smoothing,
-                                     double *grad, double grad_scale);
-float ce_softmax_xent_soft_row_f32(const float *z, const float *y, ptrdiff_t n,
-                                   const double *class_weight, double label_smoothing,
-                                   float *grad, double grad_scale);
-double ce_softmax_xent_soft_row_f64(const double *z, const double *y, ptrdiff_t n,
-                                    const double *class_weight, double label_smoothing,
-                                    double *grad, double grad_scale);
-/* The same for `rows` rows at once: row k has logits z[k], target target[k]
- * (a class, never ignored), gradient grad[k] scaled by grad_scale[k] (grad
- * NULL: no gradient) and loss loss[k]; the bits of calling
- * ce_softmax_xent_index_row on each row, but short and medium rows (up to 48
- * classes with a gradient, 104 without; no label smoothing) are computed
- * several per vector, which is what makes them fast. */
-void ce_softmax_xent_index_rows_f32(const float *const *z, ptrdiff_t rows, ptrdiff_t n,
-                                    const ptrdiff_t *target, const double *class_weight,
-                                    double label_smoothing, float *const *grad,
-                                    const double *grad_scale, float *loss);
-void ce_softmax_xent_index_rows_f64(const double *const *z, ptrdiff_t rows, ptrdiff_t n,
-                                    const ptrdiff_t *target, const double *class_weight,
-                                    double label_smoothing, double *const *grad,
-                                    const double *grad_scale, double *loss);
-float ce_categorical_xent_index_row_f32(const float *p, ptrdiff_t n, ptrdiff_t target,
-                                        const double *class_weight, double label_smoothing,
-                                        float *grad, double grad_scale);
-double ce_categorical_xent_index_row_f64(const double *p, ptrdiff_t n, ptrdiff_t target,
-                                         const double *class_weight, double label_smoothing,
-                                         double *grad, double grad_scale);
-float ce_categorical_xent_soft_row_f32(const float *p, const float *y, ptrdiff_t n,
-                                       const double *class_weight, double label_smoothing,
-                                       float *grad, double grad_scale);
-double ce_categorical_xent_soft_row_f64(const double *p, const double *y, ptrdiff_t n,
-                                        const double *class_weight, double label_smoothing,
-                                        double *grad, double grad_scale);
-float ce_nll_index_row_f32(const float *x, ptrdiff_t n, ptrdiff_t target,
-                           const double *class_weight, float *grad, double grad_scale);
-double ce_nll_index_row_f64(const double *x, ptrdiff_t n, ptrdiff_t target,
-                            const double *class_weight, double *grad, double grad_scale);
-/* The same for `rows` rows at once (as ce_softmax_xent_index_rows). */
-void ce_nll_index_rows_f32(const float *const *x, ptrdiff_t rows, ptrdiff_t n,
-                           const ptrdiff_t *target, const double *class_weight,
-                           float *const *grad, const double *grad_scale, float *loss);
-void ce_nll_index_rows_f64(const double *const *x, ptrdiff_t rows, ptrdiff_t n,
-                           const ptrdiff_t *target, const double *class_weight,
-                           double *const *grad, const double *grad_scale, double *loss);
+/* Expands X-list `list` with callback `X` once for float (f32) and once
+ * for double (f64). */
+#define CE_ROWS_DECLARE(ret, name, params, args) ret CE_ROWS_TYPED(name) params;
+#define CE_ROWS_DECLARE_UNTYPED(ret, name, params, args) ret name params;
+
+#define CE_REAL float
+#define CE_TS f32
+CE_ROWS_TYPED_FUNCTIONS(CE_ROWS_DECLARE)
+#undef CE_REAL
+#undef CE_TS
+#define CE_REAL double
+#define CE_TS f64
+CE_ROWS_TYPED_FUNCTIONS(CE_ROWS_DECLARE)
+#undef CE_REAL
+#undef CE_TS
+CE_ROWS_INDEX_FUNCTIONS(CE_ROWS_DECLARE_UNTYPED)
 
 #ifdef __cplusplus
 }

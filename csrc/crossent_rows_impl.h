@@ -241,12 +241,18 @@ static ptrdiff_t CE_VARIANT_NAME(ce_scan_targets_i64)(const int64_t *target, ptr
 #undef CE_TILE
 #undef CE_EXP_MODERATE
 
-#define CE_TABLE_VALUE_ENTRY(ret, name, params, args) .name = CE_VARIANT_NAME(name),
-#define CE_TABLE_VOID_ENTRY(name, params, args) .name = CE_VARIANT_NAME(name),
+#define CE_TABLE_ENTRY(ret, name, params, args) .CE_ROWS_TYPED(name) = CE_FN(name),
+#define CE_TABLE_UNTYPED_ENTRY(ret, name, params, args) .name = CE_VARIANT_NAME(name),
 
 const struct ce_rows_table CE_PASTE2(ce_rows_table_, CE_VARIANT) = {
     .name = CE_STRINGIFY(CE_VARIANT),
-    CE_ROWS_VALUE_FUNCTIONS(CE_TABLE_VALUE_ENTRY)
-    CE_ROWS_VOID_FUNCTIONS(CE_TABLE_VOID_ENTRY)
-    CE_ROWS_PRIMITIVE_BLOCKS(CE_TABLE_VOID_ENTRY)
+#define CE_TS f32
+    CE_ROWS_TYPED_FUNCTIONS(CE_TABLE_ENTRY)
+    CE_ROWS_PRIMITIVE_BLOCKS(CE_TABLE_ENTRY)
+#undef CE_TS
+#define CE_TS f64
+    CE_ROWS_TYPED_FUNCTIONS(CE_TABLE_ENTRY)
+    CE_ROWS_PRIMITIVE_BLOCKS(CE_TABLE_ENTRY)
+#undef CE_TS
+    CE_ROWS_INDEX_FUNCTIONS(CE_TABLE_UNTYPED_ENTRY)
 };
