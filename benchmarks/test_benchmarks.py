@@ -65,7 +65,7 @@ def test_benchmark(benchmark, case_id, impl):
     benchmark.group = case.function
     benchmark.extra_info.update(case=case_id, impl=impl, n_threads=N_THREADS)
     if not benchmark.disabled:
-        call.run()  # JAX compiles on the first call; keep that out of the timing
+        call.run()  # a warm-up (prepare() has already compiled JAX)
     result = benchmark(call.run)
 
     problem = cases_module.check_result(case, call.normalize(result), expected)

@@ -79,6 +79,11 @@ def run(args):
     except BenchError as exc:
         print(f"crossent bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if plan["missing_peers"]:
+        from crossent import _bench_cases as cases_module
+
+        print(f"crossent bench: note: peers not installed, not timed: "
+              f"{cases_module.install_hint(plan['missing_peers'])}", file=sys.stderr)
     result = run_benchmarks(plan["cases"], plan["impls"], plan["settings"],
                             progress=not args.no_progress)
     print(format_table(result))
@@ -144,7 +149,8 @@ def _plan(args):
     settings["n_threads"] = _thread_count(args.threads, baseline)
     impls = _resolve_backends(args.backends) + _resolve_peers(args.peers)
     return {"cases": cases, "impls": impls, "settings": settings,
-            "baseline": baseline, "max_slowdown": max_slowdown}
+            "baseline": baseline, "max_slowdown": max_slowdown,
+            "missing_peers": _missing_peers(args.peers)}
 
 
 def _thread_count(requested, baseline):
@@ -190,8 +196,17 @@ def _resolve_peers(text):
         raise BenchError(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)}, none)")
     missing = [name for name in wanted if not cases_module.peer_installed(name)]
     if missing:
-        raise BenchError(f"--peers: {', '.join(missing)} not installed")
+        raise BenchError(f"--peers: not installed: {cases_module.install_hint(missing)}")
     return wanted
+
+
+def _missing_peers(text):
+    """The peers a run without --peers leaves out because they are not installed."""
+    if text is not None:
+        return []
+    from crossent import _bench_cases as cases_module
+
+    return [name for name in PEERS if not cases_module.peer_installed(name)]
 
 
 def _require_matplotlib():
@@ -270,7 +285,7 @@ def _ready_calls(case, impls, settings):
             continue
         try:
             call = cases_module.prepare(impl, case, inputs, settings["n_threads"])
-            # The first call (which also compiles JAX) is the one checked.
+            # prepare() has compiled JAX; this first call is the one checked.
             problem = cases_module.check_result(case, call.normalize(call.run()), expected)
             fastest = warm_up(call.run, settings["min_time"])
         except Exception as exc:  # one broken implementation must not end the run

@@ -207,6 +207,23 @@ def installed_peers():
     return [name for name in PEERS if peer_installed(name)]
 
 
+# What to install for each peer.  torch only with its exact pin: an unpinned
+# torch pulls a multi-GB CUDA build, so it is in no extra of crossent's.
+PEER_INSTALL = {"torch": "pip install torch==2.13.0",
+                "sklearn": "pip install scikit-learn",
+                "jax": "pip install jax jaxlib"}
+PEERS_EXTRA = ("sklearn", "jax")   # pyproject's "peers" extra
+PEERS_EXTRA_INSTALL = "pip install 'crossent[peers]'"
+
+
+def install_hint(names):
+    """What to install for the missing peers ``names``, as one line."""
+    hint = "; ".join(f"{name}: {PEER_INSTALL[name]}" for name in names)
+    if any(name in PEERS_EXTRA for name in names):
+        hint += f" (scikit-learn and JAX both: {PEERS_EXTRA_INSTALL})"
+    return hint
+
+
 def peer_version(name):
     return importlib.import_module(name).__version__
 
@@ -214,6 +231,7 @@ def peer_version(name):
 SKLEARN_FUNCTIONS = frozenset(("cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"))
 # PyTorch has no loss over probabilities for many classes.
 TORCH_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy"}
+# optax and jax.nn have no loss over probabilities (the same as _bench_jax.FUNCTIONS).
 JAX_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy", "binary_cross_entropy"}
 
 
@@ -320,31 +338,13 @@ def _prepare_sklearn(case, inputs, n_threads):
     return Prepared(run, lambda out: out)
 
 
-def _jax_function(function):
-    import jax
-    import jax.numpy as jnp
-
-    def mean_of(per_sample):
-        return lambda *a: jnp.mean(per_sample(*a))
-
-    losses = {
-        "cross_entropy": lambda z, t: jax.nn.logsumexp(z, -1)
-        - jnp.take_along_axis(z, t[:, None], -1)[:, 0],
-        "nll_loss": lambda x, t: -jnp.take_along_axis(x, t[:, None], -1)[:, 0],
-        "binary_cross_entropy_with_logits": lambda z, y: jax.nn.softplus(z) - z * y,
-        "mse_loss": lambda x, t: (x - t) ** 2,
-    }
-    if function in losses:
-        return jax.jit(jax.value_and_grad(mean_of(losses[function])))
-    return jax.jit({"softmax": lambda z: jax.nn.softmax(z, -1),
-                    "log_softmax": lambda z: jax.nn.log_softmax(z, -1),
-                    "logsumexp": lambda z: jax.nn.logsumexp(z, -1),
-                    "sigmoid": jax.nn.sigmoid,
-                    "log_sigmoid": jax.nn.log_sigmoid}[function])
-
-
 def _prepare_jax(case, inputs):
-    """JAX's jitted functions on device arrays (converted before timing).
+    """JAX's jitted call (``_bench_jax``: optax's formulas), compiled and with
+    its arrays on the device before anything is timed.
+
+    ``jax.device_put`` makes a strided input contiguous (JAX arrays have no
+    strides), so a strided case times JAX on the contiguous copy: the
+    transfer a JAX user pays once is outside the timed call.
 
     ``n_threads`` does not reach XLA, which decides its own threading (at the
     benchmark's sizes its fused CPU loops run as fast with
@@ -354,11 +354,9 @@ def _prepare_jax(case, inputs):
     import jax
 
     jax.config.update("jax_enable_x64", True)  # else float64 silently becomes float32
-    compiled = _jax_function(case.function)
-    arrays = [jax.device_put(a) for a in inputs.args]
+    from crossent import _bench_jax
 
-    def run():
-        return jax.block_until_ready(compiled(*arrays))
+    run = _bench_jax.ready_call(case.function, inputs.args)
     if case.has_grad:
         return Prepared(run, lambda out: (float(out[0]), np.asarray(out[1])))
     return Prepared(run, np.asarray)
