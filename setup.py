@@ -1,11 +1,13 @@
 """Build the compiled crossent backends.
 
-* ``crossent._c_backend``       -- the C99 loops (csrc/), built always.
-* ``crossent.<name>`` per pyx/*.pyx -- the Cython loops, built when Cython is
-  importable at build time (a machine without Cython still gets the C backend).
+* ``crossent._c_backend``       -- the kernels on OpenMP threads (csrc/), built always.
+* ``crossent.<name>`` per pyx/*.pyx -- the kernels on Cython's prange threads,
+  built when Cython is importable at build time (a machine without Cython
+  still gets the C backend).
 
-Both link the same row functions (csrc/crossent_rows*.c + dispatch), so the
-math is compiled from one source.
+Both link the same blocks and row functions (csrc/crossent_blocks.c,
+csrc/crossent_rows*.c + dispatch), so everything but the parallel loop is
+compiled from one source.
 """
 import glob
 import os
@@ -57,7 +59,18 @@ if SANITIZE:
     LINK_ARGS += [f"-fsanitize={SANITIZE}"]
 
 BUILD_FLAGS = " ".join(COMPILE_ARGS)
-MACROS = [
+
+
+def _blocking():
+    """The block sizes and the parallel threshold, from their one definition."""
+    values = {}
+    with open(os.path.join(HERE, "python", "crossent", "_blocking.py")) as f:
+        exec(f.read(), values)
+    return [("CE_" + name, str(values[name]))
+            for name in ("BLOCK_ELEMS", "BLOCK_ROWS", "PARALLEL_MIN_WORK")]
+
+
+MACROS = _blocking() + [
     ("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION"),
     ("CE_BUILD_FLAGS", '"%s"' % BUILD_FLAGS),
     ("CE_HAVE_OPENMP", "1" if OPENMP else "0"),

@@ -1,91 +1,107 @@
-"""Per-call overhead of the compiled backends on a tiny batch.
+"""Per-call cost of every loss on a tiny batch, against NumPy's own call cost.
 
-A 1 x 10 ``softmax_xent_index`` call (loss and gradient, one thread) does
-almost no arithmetic, so its time is the cost of crossing from Python into the
-kernel: argument parsing, reading the arrays' pointers and strides, the block
-runner.  This is what decides the binding of the C backend (see
-csrc/crossent_cbinding.c) and what small-batch users pay per call.
+A 1 x 10 call does almost no arithmetic, so its time is the cost of crossing
+from Python into the kernel: validation, reading the arrays' pointers and
+strides, the reduction.  This is what small-batch users pay per call.
 
-    python benchmarks/bench_call_overhead.py [--repeat 7] [--number 100000]
+    python benchmarks/bench_call_overhead.py [--repeat 7] [--number 20000]
 
-Prints the best time per call (ns) for each kernel module that is built, and
-for the public ``crossent.cross_entropy`` on each backend.  Timings on a
-shared machine are noisy: compare the rows of one run, not runs.
+Prints the best time per call (us) of each loss's plain call and of its
+calls with options, on each compiled backend, and NumPy's own cost for one
+small ufunc call and for ``np.sum`` in the same run (the floor the machine
+sets on any call that touches an array).  Timings on a shared machine are
+noisy: compare the rows of one run, not runs.
 """
 import argparse
-import importlib
 import timeit
 
 import numpy as np
 
-KERNEL_MODULES = {
-    "cython": "crossent._cython_backend",
-    "c": "crossent._c_backend",
-    "numpy": "crossent._reference",
-}
+import crossent
+
+COMPILED = [name for name in ("cython", "c") if name in crossent.backends()]
 
 
-def tiny_problem(dtype=np.float32, n_classes=10):
+def tiny_inputs(dtype=np.float32, n_classes=10):
     rng = np.random.default_rng(0)
-    z3 = rng.normal(size=(1, 1, n_classes)).astype(dtype)
-    target2 = np.array([[3]], dtype=np.int64)
-    grad_out3 = np.empty_like(z3)
-    return z3, target2, grad_out3
+    z = rng.normal(size=(1, n_classes)).astype(dtype)
+    return {
+        "z": z,
+        "probs": crossent.softmax(z),
+        "log_probs": crossent.log_softmax(z),
+        "labels": np.array([3]),
+        "soft": crossent.softmax(rng.normal(size=(1, n_classes)).astype(dtype)),
+        "y01": (rng.random((1, n_classes)) < 0.5).astype(dtype),
+        "p01": np.clip(rng.random((1, n_classes)), 0.01, 0.99).astype(dtype),
+        "class_weight": rng.random(n_classes) + 0.5,
+        "sample_weight": np.array([0.5], dtype=dtype),
+        "elem_weight": (rng.random((1, n_classes)) + 0.5).astype(dtype),
+    }
 
 
-def kernel_call(module, z3, target2, grad_out3):
-    """A zero-argument callable doing one kernel call, and its result."""
-    kernel = module.softmax_xent_index
-    args = (z3, target2, None, None, -100, 0.0, None, grad_out3, 1.0, 1, 0.0)
-    return lambda: kernel(*args)
+def cases(x):
+    """(loss, options, call) for every loss: call(**kw) makes the 1 x 10 call
+    with the gradient, kw adding backend= when given."""
+    z, labels = x["z"], x["labels"]
+    ce, bce = crossent.cross_entropy, crossent.binary_cross_entropy
+    bcel, nll = crossent.binary_cross_entropy_with_logits, crossent.nll_loss
+    cat, mse = crossent.categorical_cross_entropy, crossent.mse_loss
+    weights = {"weight": x["class_weight"], "sample_weight": x["sample_weight"]}
+    elem = {"weight": x["elem_weight"], "sample_weight": x["elem_weight"]}
+    return [
+        ("cross_entropy", "plain", lambda **kw: ce(z, labels, return_grad=True, **kw)),
+        ("cross_entropy", "weights", lambda **kw: ce(z, labels, return_grad=True, **weights, **kw)),
+        ("cross_entropy", "ignore_index+smoothing",
+         lambda **kw: ce(z, labels, return_grad=True, ignore_index=1, label_smoothing=0.1, **kw)),
+        ("cross_entropy", "soft targets", lambda **kw: ce(z, x["soft"], return_grad=True, **kw)),
+        ("nll_loss", "plain", lambda **kw: nll(x["log_probs"], labels, return_grad=True, **kw)),
+        ("nll_loss", "weights", lambda **kw: nll(x["log_probs"], labels, return_grad=True, **weights, **kw)),
+        ("categorical_cross_entropy", "plain", lambda **kw: cat(x["probs"], labels, return_grad=True, **kw)),
+        ("categorical_cross_entropy", "weights",
+         lambda **kw: cat(x["probs"], labels, return_grad=True, **weights, **kw)),
+        ("binary_cross_entropy_with_logits", "plain", lambda **kw: bcel(z, x["y01"], return_grad=True, **kw)),
+        ("binary_cross_entropy_with_logits", "weights+pos_weight",
+         lambda **kw: bcel(z, x["y01"], return_grad=True, pos_weight=x["elem_weight"][0], **elem,
+                           **kw)),
+        ("binary_cross_entropy", "plain", lambda **kw: bce(x["p01"], x["y01"], return_grad=True, **kw)),
+        ("binary_cross_entropy", "weights",
+         lambda **kw: bce(x["p01"], x["y01"], return_grad=True, **elem, **kw)),
+        ("mse_loss", "plain", lambda **kw: mse(z, x["y01"], return_grad=True, **kw)),
+        ("mse_loss", "weights", lambda **kw: mse(z, x["y01"], return_grad=True, **elem, **kw)),
+        ("softmax", "plain", lambda **kw: crossent.softmax(z, **kw)),
+        ("sigmoid", "plain", lambda **kw: crossent.sigmoid(z, **kw)),
+    ]
 
 
-def best_ns_per_call(fn, number, repeat):
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e9
+def best_us_per_call(fn, number, repeat):
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
 
-def measure(number=100_000, repeat=7):
-    """{label: ns per call} for every backend that imports."""
-    z3, target2, grad_out3 = tiny_problem()
-    results = {}
-    loss_by_backend = {}
-    for name, module_name in KERNEL_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        call = kernel_call(module, z3, target2, grad_out3)
-        loss_by_backend[name] = call()
-        # the NumPy reference is ~100x slower: fewer calls give the same precision
-        n = number if name != "numpy" else max(1, number // 100)
-        results[f"kernel  {name}"] = best_ns_per_call(call, n, repeat)
-    reference = loss_by_backend.get("numpy")
-    for name, loss in loss_by_backend.items():
-        assert reference is None or np.isclose(loss, reference, rtol=1e-5), (name, loss, reference)
-    try:
-        import crossent
-    except ImportError:
-        return results
-    logits, labels = z3[0], target2[0]
-    for name in loss_by_backend:
-        if name not in crossent.backends():
-            continue
-
-        def public_call(name=name):
-            return crossent.cross_entropy(logits, labels, return_grad=True, backend=name, n_threads=1)
-
-        n = number // 10 if name != "numpy" else max(1, number // 100)
-        results[f"public  {name}"] = best_ns_per_call(public_call, n, repeat)
-    return results
+def measure(number=20_000, repeat=7):
+    """[(label, options, backend, us per call)]: NumPy's floor, then each
+    case as a plain call (the default backend) and with backend= each
+    compiled one (an option: it takes the general path)."""
+    x = tiny_inputs()
+    a, b = x["z"], x["y01"]
+    rows = [("numpy add (1 x 10)", "", "", best_us_per_call(lambda: np.add(a, b), number, repeat)),
+            ("numpy sum (1 x 10)", "", "", best_us_per_call(lambda: np.sum(a), number, repeat))]
+    default = crossent.get_backend()
+    for loss, variant, call in cases(x):
+        rows.append((loss, variant, f"default ({default})", best_us_per_call(call, number, repeat)))
+        for name in COMPILED:
+            rows.append((loss, variant, f"backend={name!r}",
+                         best_us_per_call(lambda: call(backend=name), number, repeat)))
+    return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=100_000, help="calls per timing")
+    parser.add_argument("--number", type=int, default=20_000, help="calls per timing")
     parser.add_argument("--repeat", type=int, default=7, help="timings (the best is kept)")
     args = parser.parse_args(argv)
-    for label, ns in measure(args.number, args.repeat).items():
-        print(f"{label:16s} {ns:10.0f} ns/call")
+    print(f"{'call':34s} {'options':24s} {'backend':18s} {'us/call':>8s}")
+    for label, variant, backend, us in measure(args.number, args.repeat):
+        print(f"{label:34s} {variant:24s} {backend:18s} {us:8.2f}")
 
 
 if __name__ == "__main__":

@@ -70,10 +70,9 @@ static const struct {
     {"grad_out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
     {"target2", CE_ANY, CE_ARG_TARGETS, CE_TARGET, 0},
     {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPTION(class_weight), 0},
-    {"ignore_index", CE_ANY, CE_ARG_INDEX, CE_OPTION(ignore_index), 0},
-    {"n_classes", CE_ANY, CE_ARG_INDEX, CE_OPTION(n_classes), 0},
-    {"label_smoothing", CE_ANY, CE_ARG_DOUBLE, CE_OPTION(label_smoothing), 0},
-    {"grad_scale", CE_ANY, CE_ARG_DOUBLE, CE_OPTION(grad_scale), 0},
+#define CE_OPTION_WORD(type, name, kind) {#name, CE_ANY, kind, CE_OPTION(name), 0},
+    CE_OPTIONS(CE_OPTION_WORD)
+#undef CE_OPTION_WORD
     {"n_threads", CE_ANY, CE_ARG_THREADS, -1, 0},
     {"acc", CE_ANY, CE_ARG_ACC, -1, 0},
 };

@@ -119,15 +119,22 @@ typedef struct {
     int itemsize;
 } ce_operand;
 
-/* The scalar options of a call.  A signature's option names are mapped to
- * these fields by the vocabulary in crossent_blocks.c. */
+/* The scalar options a signature may name: OPTION(C type, name, argument
+ * kind).  Each is a field of ce_options, and its name is an argument name of
+ * the signatures (crossent_blocks.c's vocabulary adds them).  A kernel
+ * reads its options as CE_OPT(name) in its row of CE_KERNELS. */
+#define CE_OPTIONS(OPTION)                                   \
+    OPTION(ptrdiff_t, ignore_index, CE_ARG_INDEX)            \
+    OPTION(ptrdiff_t, n_classes, CE_ARG_INDEX)               \
+    OPTION(double, label_smoothing, CE_ARG_DOUBLE)           \
+    OPTION(double, grad_scale, CE_ARG_DOUBLE)
+
+#define CE_OPTION_FIELD(type, name, kind) type name;
 typedef struct {
     const double *class_weight;  /* NULL: all ones */
-    ptrdiff_t ignore_index;
-    ptrdiff_t n_classes;         /* first_bad_index */
-    double label_smoothing;
-    double grad_scale;
+    CE_OPTIONS(CE_OPTION_FIELD)
 } ce_options;
+#undef CE_OPTION_FIELD
 
 /* One kernel call: what the binding fills, then what ce_call_plan derives. */
 typedef struct {
@@ -156,10 +163,12 @@ typedef struct {
 #define CE_OK 0
 #define CE_ERR_NOMEM 1
 
-/* Below this many elements of work, a second thread costs more (wake-up,
- * false sharing of the block sums) than it saves; the bindings also keep
- * the GIL below it. */
-#define CE_PARALLEL_MIN_WORK 32768
+/* Below CE_PARALLEL_MIN_WORK elements of work, a second thread costs more
+ * than it saves, and the bindings keep the GIL (python/crossent/_blocking.py
+ * defines it; setup.py passes it). */
+#ifndef CE_PARALLEL_MIN_WORK
+#error "CE_PARALLEL_MIN_WORK comes from python/crossent/_blocking.py (setup.py passes it)"
+#endif
 
 /* ---- the table, read ------------------------------------------------------- */
 

@@ -354,16 +354,6 @@ static PyArrayObject *ce_py_new_output(int ndim, const npy_intp *dims, int type_
     return (PyArrayObject *)result;
 }
 
-/* crossent._api._mean: 0/0 is nan (as PyTorch), x/0 is +-inf. */
-static double ce_py_mean(double total, double denominator)
-{
-    if (denominator != 0)
-        return total / denominator;
-    if (total == 0 || total != total)
-        return NAN;
-    return total > 0 ? INFINITY : -INFINITY;
-}
-
 /* A loss total as the NumPy scalar of the data's dtype. */
 static PyObject *ce_py_loss_scalar(double total, int type_num)
 {
@@ -461,8 +451,13 @@ static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssi
     ce_py_view_rows((PyArrayObject *)t, n, 0, &c.op[CE_TARGET]);
     if (ce_first_bad_target(&c.op[CE_TARGET], c.op[CE_X].shape[2], ignore_index, &kept) >= 0)
         Py_RETURN_NONE;
-    if (mean)  /* index_weight_sum without weights: a count, exact in float64 */
+    if (mean) {
+        /* index_weight_sum without weights: a count, exact in float64.  With
+         * every row ignored the general path applies the mean's 0/0 rule. */
+        if (kept == 0)
+            Py_RETURN_NONE;
         denominator = (double)kept;
+    }
     if (return_grad) {
         grad = ce_py_new_output(2, PyArray_DIMS((PyArrayObject *)z), type_num);
         if (grad == NULL)
@@ -471,12 +466,12 @@ static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssi
     }
     c.opt.ignore_index = ignore_index;
     c.opt.label_smoothing = label_smoothing;
-    c.opt.grad_scale = denominator != 0 ? 1.0 / denominator : 0.0;
+    c.opt.grad_scale = 1.0 / denominator;
     if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
         Py_XDECREF(grad);
         return ce_py_no_memory();
     }
-    return ce_py_loss_result(mean ? ce_py_mean(total, denominator) : total, type_num, grad);
+    return ce_py_loss_result(mean ? total / denominator : total, type_num, grad);
 }
 
 static PyObject *ce_py_fast_softmax_xent_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)

@@ -29,9 +29,11 @@ extern "C" {
 #endif
 
 /* Fixed block sizes: the partial sums of a reduction are taken over these
- * blocks and added in block order, so results never depend on n_threads. */
-#define CE_BLOCK_ELEMS 4096
-#define CE_BLOCK_ROWS 64
+ * blocks and added in block order, so results never depend on n_threads.
+ * Defined once, in python/crossent/_blocking.py; setup.py passes them. */
+#if !defined(CE_BLOCK_ELEMS) || !defined(CE_BLOCK_ROWS)
+#error "CE_BLOCK_ELEMS and CE_BLOCK_ROWS come from python/crossent/_blocking.py (setup.py passes them)"
+#endif
 
 /* How many consecutive blocks a thread takes at a time from the shared
  * counter of a dynamic schedule: about 16 grabs per thread.  Short blocks

@@ -300,7 +300,7 @@ class _Cut(NamedTuple):
 def _plan_cut(pred_shape, pred_itemsize, class_axis):
     """``class_axis``: that of a multiclass loss (normalised), None for an
     elementwise one."""
-    from ._reference import BLOCK_ELEMS, BLOCK_ROWS
+    from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
     ndim = len(pred_shape)
     if class_axis is not None:
         cut = 1 if class_axis == 0 else 0

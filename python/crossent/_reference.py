@@ -12,11 +12,9 @@ bits here too.
 """
 import numpy as np
 
-NAME = "numpy"
+from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
 
-# The block sizes of csrc/crossent_rows.h (CE_BLOCK_ELEMS, CE_BLOCK_ROWS).
-BLOCK_ELEMS = 4096
-BLOCK_ROWS = 64
+NAME = "numpy"
 
 # Clamp of log terms and floor of the BCE gradient's denominator, as PyTorch
 # (whose floor is the float constant 1e-12f, also for float64 inputs).

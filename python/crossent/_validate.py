@@ -170,6 +170,10 @@ def fold(lead_shape, operands, inputs_ok_to_copy):
     the user's layout, which folds into two.
     """
     k = len(lead_shape)
+    if k <= 1:  # one leading axis (or none) always folds, as (1, n)
+        lead = (1, lead_shape[0]) if k else (1, 1)
+        return [None if op is None else op.reshape(lead + op.shape[k:], copy=False)
+                for op in operands]
     present = [op for op in operands if op is not None]
     sizes = _leading_groups(lead_shape, [op.strides[:k] for op in present])
     if len(sizes) > 2:
@@ -236,7 +240,8 @@ def elementwise_plan(kernel, pred, target, *, pred_name, weight=None, pos_weight
         make_args = tuple
 
     def denominator(module, n_threads, folded, acc):
-        from ._reference import BLOCK_ELEMS, ordered_sum
+        from ._blocking import BLOCK_ELEMS
+        from ._reference import ordered_sum
         weights = [v for v in ((s, w) if weights_in_denominator else (s,)) if v is not None]
         if not weights:
             return acc + x.size
@@ -327,7 +332,8 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
             return module.index_weight_sum(t2, cw, s2, ignore_index, n_threads, acc)
         if s2 is None:
             return acc + math.prod(lead_shape)
-        from ._reference import BLOCK_ROWS, ordered_sum
+        from ._blocking import BLOCK_ROWS
+        from ._reference import ordered_sum
         return ordered_sum(s2, BLOCK_ROWS, acc)
 
     return LossPlan(kernel, dtype, reduction, x, axis, lead_shape, inputs, make_args,
