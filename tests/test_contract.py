@@ -221,6 +221,48 @@ def test_zero_denominator_gives_nan_and_zero_gradient(backend, name):
         assert total == 0, options
 
 
+# ---------------------------------------------------------------- one class
+
+# Every option that reaches the one-class row: class weight and label
+# smoothing, sample weights, and ignored rows.  The weight and smoothing pairs
+# are ones where (1 − ε)·w + ε·w, the row's scale, rounds away from
+# w·(1 − ε + ε), the target's term, in float64.
+ONE_CLASS_OPTIONS = {
+    "plain": {}, "weight": {"weight": [1.7]}, "smoothing": {"label_smoothing": 0.1},
+    "weight-smoothing": {"weight": [1.7], "label_smoothing": 0.2},
+    "weight-full-smoothing": {"weight": [0.3], "label_smoothing": 1.0},
+    "all": {"weight": [1.3], "label_smoothing": 0.1, "sample_weight": "rows"},
+}
+# 67 rows: a block of 64 (in groups of 16 rows where there is no smoothing)
+# and 3 rows one at a time; 40 000 rows: enough work for several threads
+ONE_CLASS_ROWS = [67, 40_000]
+
+
+@pytest.mark.parametrize("n", ONE_CLASS_ROWS)
+@pytest.mark.parametrize("option", list(ONE_CLASS_OPTIONS))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target_kind", ["index", "soft"])
+def test_one_class_cross_entropy_is_exactly_zero(backend, target_kind, dtype, reduction, option,
+                                                 n):
+    """With one class the softmax is 1 whatever the logit: the loss and its
+    gradient are exactly 0 (as PyTorch gives), with every option."""
+    rng = np.random.default_rng(59)
+    z = rng.normal(scale=30.0, size=(n, 1)).astype(dtype)
+    if target_kind == "index":
+        target = np.zeros(n, dtype=np.int64)
+        target[::7] = -100
+    else:   # any probability: the gradient p·Σ w·y' − w·y' is 0 for p = 1
+        target = rng.uniform(0.0, 1.0, size=(n, 1)).astype(dtype)
+    options = dict(ONE_CLASS_OPTIONS[option])
+    if options.get("sample_weight") == "rows":
+        options["sample_weight"] = rng.uniform(0.3, 2.0, size=n)
+    loss, grad = crossent.cross_entropy(z, target, **options, reduction=reduction,
+                                        return_grad=True, backend=backend)
+    np.testing.assert_array_equal(loss, np.zeros_like(loss))
+    np.testing.assert_array_equal(grad, np.zeros_like(grad))
+
+
 # ---------------------------------------------------------------- reductions
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
