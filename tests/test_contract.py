@@ -1,6 +1,7 @@
 """The rules of SPEC §1 that every function obeys: dtypes, reductions and the
 weighted mean, empty input, NaN and infinities, inputs never modified,
 grad_out and out reuse, thread-count independence."""
+import inspect
 import tracemalloc
 import warnings
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent import _api
 from arrays import computation_dtype, random_values
 
 N, C = 6, 4
@@ -57,6 +59,26 @@ def weight_options(name, rng, n=N, classes=C):
     sample_shape = (n,) if is_multiclass(name) else (n, 1)  # binary: broadcast along columns
     return {"weight": rng.uniform(0.3, 2.0, size=classes),
             "sample_weight": rng.uniform(0.3, 2.0, size=sample_shape)}
+
+
+@pytest.fixture
+def backend(backend_or_default):
+    """Every rule here holds on each backend and through the plain call."""
+    return backend_or_default
+
+
+PUBLIC_FUNCTIONS = [getattr(crossent, name) for name in _api.__all__]
+
+
+@pytest.mark.parametrize("function", PUBLIC_FUNCTIONS, ids=lambda f: f.__name__)
+def test_backend_none_is_the_plain_call(function):
+    """``backend=None`` is the keyword's default, and there is no **kwargs to
+    tell it from an omitted keyword: the "default" runs of these tests are the
+    plain call."""
+    parameters = inspect.signature(function).parameters
+    assert parameters["backend"].default is None
+    assert parameters["n_threads"].default is None
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 # ---------------------------------------------------------------- dtypes
