@@ -537,11 +537,16 @@ CE_INLINE CE_REAL CE_FN(xent_index_row)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t
     if (grad) {
         double a = (1 - eps) * w_t + eps / (double)n * weight_total;
         CE_REAL e_target = stored ? grad[target] : CE_FN(shifted_exp)(z[target], shift);
+        /* The target's own term w_t*(1 - eps + eps/n).  With one class it
+         * is a itself (weight_total = w_t), and is written as a: then
+         * a*p_t - a is exactly 0 (p_t = 1), as PyTorch gives, where the two
+         * expressions round apart. */
+        CE_REAL target_term = n == 1 ? (CE_REAL)(grad_scale * a)
+                                     : (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n));
         CE_FN(softmax_grad_pass)(z, NULL, class_weight, shift,
                                  (CE_REAL)(grad_scale * a / sum),
                                  (CE_REAL)(grad_scale * eps / (double)n), 1, 0, grad, n, stored);
-        grad[target] = (CE_REAL)(grad_scale * a / sum) * e_target
-                       - (CE_REAL)(grad_scale * w_t * (1 - eps + eps / (double)n));
+        grad[target] = (CE_REAL)(grad_scale * a / sum) * e_target - target_term;
     }
     return (CE_REAL)loss;
 }
@@ -998,7 +1003,15 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
     double weight_total;
     double gap = CE_FN(weighted_gap_sum)(z, y, class_weight, keep, spread, n, shift,
                                          &weight_total);
-    if (grad)
+    if (grad && n == 1) {
+        /* One class: dl/dz = p*W - W with W = weight_total and p = 1,
+         * written with one W so that it is exactly 0, as PyTorch gives; the
+         * pass below rebuilds the second W from y, w and eps in CE_REAL,
+         * which rounds apart from the float64 W. */
+        CE_REAL e = stored ? grad[0] : CE_FN(shifted_exp)(z[0], shift);
+        grad[0] = (CE_REAL)(grad_scale * weight_total / sum) * e
+                  - (CE_REAL)(grad_scale * weight_total);
+    } else if (grad)
         CE_FN(softmax_grad_pass)(z, y, class_weight, shift,
                                  (CE_REAL)(grad_scale * weight_total / sum),
                                  (CE_REAL)grad_scale, (CE_REAL)keep, (CE_REAL)spread, grad, n,

@@ -1,6 +1,7 @@
 """Shared fixtures: every test that takes ``backend`` runs once per available
 backend and passes ``backend=backend`` to each public call, so that one test
-body checks the Cython, C and NumPy implementations alike."""
+body checks the Cython, C and NumPy implementations alike; a test that takes
+``backend_or_default`` also runs once through the plain call users make."""
 import os
 
 import pytest
@@ -22,6 +23,15 @@ COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
 @pytest.fixture(params=BACKENDS, ids=BACKENDS)
 def backend(request):
     """The name of one available backend."""
+    return request.param
+
+
+@pytest.fixture(params=BACKENDS + [None], ids=BACKENDS + ["default"])
+def backend_or_default(request):
+    """The name of one available backend, or None: the plain call. None is
+    the ``backend`` keyword's default, so ``backend=None`` takes the path of
+    a call without the keyword, fast paths included (test_contract.py checks
+    that every public function's default is None)."""
     return request.param
 
 

@@ -1,6 +1,7 @@
 """The rules of SPEC §1 that every function obeys: dtypes, reductions and the
 weighted mean, empty input, NaN and infinities, inputs never modified,
 grad_out and out reuse, thread-count independence."""
+import inspect
 import tracemalloc
 import warnings
 
@@ -8,33 +9,35 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent import _api
 from arrays import computation_dtype, random_values
 
 N, C = 6, 4
 RNG = np.random.default_rng(50)
 
 
-def make_case(name, dtype=np.float64, n=N, rng=None):
-    """(function, prediction, target, weight options) of a small valid call."""
+def make_case(name, dtype=np.float64, n=N, rng=None, classes=C):
+    """(function, prediction, target) of a valid call on ``n`` rows of ``classes``."""
     rng = np.random.default_rng(51) if rng is None else rng
-    multiclass_target = rng.integers(0, C, size=n)
+    shape = (n, classes)
+    multiclass_target = rng.integers(0, classes, size=n)
     cases = {
         "binary_cross_entropy": (crossent.binary_cross_entropy, "probs",
-                                 random_values((n, C), np.float64, "binary", rng)),
+                                 random_values(shape, np.float64, "binary", rng)),
         "binary_cross_entropy_with_logits": (crossent.binary_cross_entropy_with_logits, "logits",
-                                             random_values((n, C), np.float64, "binary", rng)),
-        "mse_loss": (crossent.mse_loss, "logits", rng.normal(size=(n, C))),
+                                             random_values(shape, np.float64, "binary", rng)),
+        "mse_loss": (crossent.mse_loss, "logits", rng.normal(size=shape)),
         "cross_entropy": (crossent.cross_entropy, "logits", multiclass_target),
         "cross_entropy_soft": (crossent.cross_entropy, "logits",
-                               random_values((n, C), np.float64, "simplex", rng)),
+                               random_values(shape, np.float64, "simplex", rng)),
         "categorical_cross_entropy": (crossent.categorical_cross_entropy, "probs",
                                       multiclass_target),
         "categorical_cross_entropy_soft": (crossent.categorical_cross_entropy, "probs",
-                                           random_values((n, C), np.float64, "simplex", rng)),
+                                           random_values(shape, np.float64, "simplex", rng)),
         "nll_loss": (crossent.nll_loss, "logits", multiclass_target),
     }
     function, kind, target = cases[name]
-    return function, random_values((n, C), dtype, kind, rng), target
+    return function, random_values(shape, dtype, kind, rng), target
 
 
 LOSS_NAMES = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
@@ -51,11 +54,31 @@ def is_multiclass(name):
     return name not in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss")
 
 
-def weight_options(name, rng, n=N):
+def weight_options(name, rng, n=N, classes=C):
     """weight= and sample_weight= of the right shapes for loss ``name``."""
     sample_shape = (n,) if is_multiclass(name) else (n, 1)  # binary: broadcast along columns
-    return {"weight": rng.uniform(0.3, 2.0, size=C),
+    return {"weight": rng.uniform(0.3, 2.0, size=classes),
             "sample_weight": rng.uniform(0.3, 2.0, size=sample_shape)}
+
+
+@pytest.fixture
+def backend(backend_or_default):
+    """Every rule here holds on each backend and through the plain call."""
+    return backend_or_default
+
+
+PUBLIC_FUNCTIONS = [getattr(crossent, name) for name in _api.__all__]
+
+
+@pytest.mark.parametrize("function", PUBLIC_FUNCTIONS, ids=lambda f: f.__name__)
+def test_backend_none_is_the_plain_call(function):
+    """``backend=None`` is the keyword's default, and there is no **kwargs to
+    tell it from an omitted keyword: the "default" runs of these tests are the
+    plain call."""
+    parameters = inspect.signature(function).parameters
+    assert parameters["backend"].default is None
+    assert parameters["n_threads"].default is None
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 # ---------------------------------------------------------------- dtypes
@@ -219,6 +242,48 @@ def test_zero_denominator_gives_nan_and_zero_gradient(backend, name):
         assert np.isnan(loss), options
         np.testing.assert_array_equal(grad, np.zeros_like(grad), err_msg=str(options))
         assert total == 0, options
+
+
+# ---------------------------------------------------------------- one class
+
+# Every option that reaches the one-class row: class weight and label
+# smoothing, sample weights, and ignored rows.  The weight and smoothing pairs
+# are ones where (1 − ε)·w + ε·w, the row's scale, rounds away from
+# w·(1 − ε + ε), the target's term, in float64.
+ONE_CLASS_OPTIONS = {
+    "plain": {}, "weight": {"weight": [1.7]}, "smoothing": {"label_smoothing": 0.1},
+    "weight-smoothing": {"weight": [1.7], "label_smoothing": 0.2},
+    "weight-full-smoothing": {"weight": [0.3], "label_smoothing": 1.0},
+    "all": {"weight": [1.3], "label_smoothing": 0.1, "sample_weight": "rows"},
+}
+# 67 rows: a block of 64 (in groups of 16 rows where there is no smoothing)
+# and 3 rows one at a time; 40 000 rows: enough work for several threads
+ONE_CLASS_ROWS = [67, 40_000]
+
+
+@pytest.mark.parametrize("n", ONE_CLASS_ROWS)
+@pytest.mark.parametrize("option", list(ONE_CLASS_OPTIONS))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target_kind", ["index", "soft"])
+def test_one_class_cross_entropy_is_exactly_zero(backend, target_kind, dtype, reduction, option,
+                                                 n):
+    """With one class the softmax is 1 whatever the logit: the loss and its
+    gradient are exactly 0 (as PyTorch gives), with every option."""
+    rng = np.random.default_rng(59)
+    z = rng.normal(scale=30.0, size=(n, 1)).astype(dtype)
+    if target_kind == "index":
+        target = np.zeros(n, dtype=np.int64)
+        target[::7] = -100
+    else:   # any probability: the gradient p·Σ w·y' − w·y' is 0 for p = 1
+        target = rng.uniform(0.0, 1.0, size=(n, 1)).astype(dtype)
+    options = dict(ONE_CLASS_OPTIONS[option])
+    if options.get("sample_weight") == "rows":
+        options["sample_weight"] = rng.uniform(0.3, 2.0, size=n)
+    loss, grad = crossent.cross_entropy(z, target, **options, reduction=reduction,
+                                        return_grad=True, backend=backend)
+    np.testing.assert_array_equal(loss, np.zeros_like(loss))
+    np.testing.assert_array_equal(grad, np.zeros_like(grad))
 
 
 # ---------------------------------------------------------------- reductions
@@ -426,20 +491,51 @@ def test_one_dimensional_logits_take_a_scalar_target(backend, name):
 
 # ---------------------------------------------------------------- threads
 
+# Sizes that run on several threads: the kernels go parallel from 32 768
+# elements of work (rows x classes) and at least two blocks (4096 elements, or
+# 64 rows); 20 000 x 4 is 20 elementwise blocks and 313 row blocks; 3 x 40 000
+# is one row block, whose few wide rows the threads share.
+THREADED_SHAPES = {"many-rows": (20_000, 4), "wide-rows": (3, 40_000)}
+# None: the default thread count (all cores), through the plain call when no
+# other option is given
+N_THREADS = (1, 2, 3, 8, None)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", list(THREADED_SHAPES))
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_results_do_not_depend_on_n_threads(backend, name):
-    """Bitwise identical for every n_threads, on inputs spanning many blocks."""
-    function, x, target = make_case(name, np.float32, n=3000, rng=np.random.default_rng(57))
-    results = []
-    for n_threads in (1, 2, 3, 8):
-        for reduction in ("mean", "none"):
-            results.append((n_threads, reduction, function(x, target, reduction=reduction,
-                                                           return_grad=True, n_threads=n_threads,
-                                                           backend=backend)))
-    for n_threads, reduction, (loss, grad) in results:
-        reference = next(r for t, red, r in results if red == reduction)
-        np.testing.assert_array_equal(loss, reference[0], err_msg=f"n_threads={n_threads}")
-        np.testing.assert_array_equal(grad, reference[1], err_msg=f"n_threads={n_threads}")
+def test_results_do_not_depend_on_n_threads(backend, name, shape, dtype, weighted):
+    """Bitwise identical for every n_threads, on inputs spanning many blocks
+    (float64 too: a float32 loss would hide a change in the float64 sum's
+    order behind its rounding)."""
+    n, classes = THREADED_SHAPES[shape]
+    rng = np.random.default_rng(57)
+    function, x, target = make_case(name, dtype, n=n, rng=rng, classes=classes)
+    options = weight_options(name, rng, n=n, classes=classes) if weighted else {}
+    if weighted and name.startswith(("cross_entropy", "categorical_cross_entropy")):
+        options["label_smoothing"] = 0.1
+    for reduction in ("mean", "none"):
+        one_thread = function(x, target, **options, reduction=reduction, return_grad=True,
+                              n_threads=1, backend=backend)
+        for n_threads in N_THREADS[1:]:
+            loss, grad = function(x, target, **options, reduction=reduction, return_grad=True,
+                                  n_threads=n_threads, backend=backend)
+            message = f"n_threads={n_threads}, reduction={reduction}"
+            np.testing.assert_array_equal(loss, one_thread[0], err_msg=message)
+            np.testing.assert_array_equal(grad, one_thread[1], err_msg=message)
+
+
+@pytest.mark.parametrize("shape", list(THREADED_SHAPES))
+@pytest.mark.parametrize("function", ELEMENTWISE_ACTIVATIONS + ROW_ACTIVATIONS,
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_do_not_depend_on_n_threads(backend, function, shape, dtype):
+    z = random_values(THREADED_SHAPES[shape], dtype, "logits", np.random.default_rng(58))
+    one_thread = function(z, n_threads=1, backend=backend)
+    for n_threads in N_THREADS[1:]:
+        np.testing.assert_array_equal(function(z, n_threads=n_threads, backend=backend),
+                                      one_thread, err_msg=f"n_threads={n_threads}")
 
 
 # ---------------------------------------------------------------- no copies (compiled backends)

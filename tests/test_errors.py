@@ -93,16 +93,42 @@ BAD_TARGETS = {"labels-too-long": np.zeros(N + 1, dtype=np.int64),
                "soft-wrong-classes": np.zeros((N, C + 1)), "float-labels": np.zeros(N)}
 
 
+# (prediction shape, class axis, target shape): the target's length differs
+# from the predictions' shape without the class axis, which is not the class
+# count either, so that both shapes must be named in full
+WRONG_TARGET_SHAPES = {"2d": ((7, 5), -1, (6,)), "3d-axis-1": ((4, 5, 3), 1, (4, 5)),
+                       "3d-axis-1-too-short": ((4, 5, 3), 1, (4,))}
+
+
+@pytest.mark.parametrize("target_dtype", [np.int64, np.int32, np.float64],
+                         ids=["int64", "int32", "float64"])
+@pytest.mark.parametrize("case", list(WRONG_TARGET_SHAPES))
+@pytest.mark.parametrize("name", MULTICLASS)
+def test_wrong_target_shape_names_both_shapes(backend_or_default, name, case, target_dtype):
+    """SPEC §1.3: a target that is neither class indices nor soft targets of
+    the right shape raises ValueError naming the predictions' whole shape and
+    the target's."""
+    function, args, _ = LOSSES[name]
+    shape, axis, target_shape = WRONG_TARGET_SHAPES[case]
+    x = np.resize(args[0], shape)
+    target = np.zeros(target_shape, dtype=target_dtype)
+    info = assert_raises_untouched(ValueError, TARGET_NAME, function, x, target, axis=axis,
+                                   backend=backend_or_default)
+    message = str(info.value)
+    assert str(shape) in message, f"message does not name the predictions' shape: {message}"
+    assert str(target_shape) in message, f"message does not name the target's shape: {message}"
+
+
 @pytest.mark.parametrize("name, target", [
     pytest.param(name, target, id=f"{name}-{label}") for name in MULTICLASS
     for label, target in BAD_TARGETS.items()
     if not (name == "nll_loss" and target.dtype.kind == "f")])  # nll: next test
-def test_multiclass_target_shape_mismatch_names_both_shapes(backend, name, target):
+def test_multiclass_target_shape_mismatch_names_both_shapes(backend_or_default, name, target):
     function, args, _ = LOSSES[name]
     info = assert_raises_untouched(ValueError, TARGET_NAME, function, args[0], target,
-                                   backend=backend)
+                                   backend=backend_or_default)
     message = str(info.value)
-    assert str(args[0].shape) in message or str(target.shape) in message, message
+    assert str(args[0].shape) in message, f"message does not name the predictions' shape: {message}"
     assert str(target.shape) in message, f"message does not name the target's shape: {message}"
 
 

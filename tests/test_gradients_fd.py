@@ -17,6 +17,12 @@ from arrays import central_difference
 REDUCTIONS = ["mean", "sum", "none"]
 
 
+@pytest.fixture
+def backend(backend_or_default):
+    """Each gradient on every backend and through the plain call."""
+    return backend_or_default
+
+
 def scalar_loss(values, reduction):
     """The quantity whose gradient ``return_grad`` returns."""
     return float(np.sum(values)) if reduction == "none" else float(values)

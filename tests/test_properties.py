@@ -3,7 +3,8 @@ over shapes (0- and 1-sized axes included), prediction dtypes, memory layouts
 (tests/arrays.py), class axes, class and sample weights, pos_weight,
 ignore_index, label smoothing, reductions and return_grad.
 
-Properties, on every compiled backend:
+Properties, on every compiled backend and through the plain call (no
+``backend=``):
 
 * the result agrees with the "numpy" reference within the tolerance of
   tests/test_compiled_loops.py (rtol 1e-5 float32 / 1e-12 float64, relative to
@@ -24,6 +25,12 @@ import crossent
 from arrays import FLOAT_DTYPES, central_difference, computation_dtype, layouts, random_values
 
 COMPILED = [name for name in crossent.backends() if name != "numpy"]
+# Each compiled backend, and None: the plain call (backend=None is the
+# keyword's default), which takes the facade's fast paths where it can
+COMPILED_AND_DEFAULT = [pytest.param(name, id=name) for name in COMPILED] + [
+    pytest.param(None, id="default")]
+ALL_AND_DEFAULT = [pytest.param(name, id=name) for name in crossent.backends()] + [
+    pytest.param(None, id="default")]
 PREDICTION_DTYPES = FLOAT_DTYPES + (np.int8, np.int32, np.uint8, np.bool_)
 MULTICLASS = ("cross_entropy", "categorical_cross_entropy", "nll_loss")
 ELEMENTWISE_LOSSES = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss")
@@ -68,24 +75,46 @@ def optional_weights(data, rng, name, shape, class_axis):
     return kwargs
 
 
-def draw_loss_call(data, name):
-    """(function, prediction, target, keyword arguments) of a random valid call."""
+def draw_plain(data, plain_calls):
+    """Whether to draw a plain call: a C-contiguous float32/float64 array, the
+    class axis last, no axis=, out= or weights -- the call most users make,
+    which the facade answers on its fast paths.  Half the calls when
+    ``plain_calls`` (the "default" runs, without backend=), else none: other
+    draws seldom meet every condition of a fast path at once."""
+    plain = plain_calls and data.draw(st.booleans(), label="plain call")
+    if plain:
+        event("plain call")
+    return plain
+
+
+def draw_loss_call(data, name, plain_calls=False):
+    """(function, prediction, target, keyword arguments) of a random valid
+    call; see draw_plain for ``plain_calls``."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    shape = data.draw(shapes, label="shape")
-    class_axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
-    if name in MULTICLASS and shape[class_axis] == 0 and data.draw(st.booleans(), label="C>0"):
-        # no class at all is a documented ValueError; keep it, but not in half the cases
-        shape = shape[:class_axis % len(shape)] + (3,) + shape[class_axis % len(shape) + 1:]
-    dtype = data.draw(st.sampled_from(PREDICTION_DTYPES), label="dtype")
+    plain = draw_plain(data, plain_calls)
+    if plain:
+        shape = data.draw(st.tuples(st.integers(1, 5), st.integers(1, 5)), label="shape")
+        class_axis = -1
+        dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    else:
+        shape = data.draw(shapes, label="shape")
+        class_axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+        if name in MULTICLASS and shape[class_axis] == 0 and data.draw(st.booleans(),
+                                                                        label="C>0"):
+            # no class at all is a documented ValueError; keep it, but not in half the cases
+            shape = shape[:class_axis % len(shape)] + (3,) + shape[class_axis % len(shape) + 1:]
+        dtype = data.draw(st.sampled_from(PREDICTION_DTYPES), label="dtype")
     event(f"{name} dtype {np.dtype(dtype).name}")
     x = random_values(shape, dtype, PREDICTION_KIND[name], rng)
     if PREDICTION_KIND[name] == "logits" and dtype in FLOAT_DTYPES:
         x = (x * data.draw(st.sampled_from([0.1, 1.0, 10.0]), label="scale")).astype(dtype)
     kwargs = {"reduction": data.draw(st.sampled_from(["mean", "sum", "none"]), label="reduction"),
               "return_grad": data.draw(st.booleans(), label="return_grad")}
-    kwargs.update(optional_weights(data, rng, name, shape, class_axis % len(shape)))
+    if not plain:
+        kwargs.update(optional_weights(data, rng, name, shape, class_axis % len(shape)))
     if name in MULTICLASS:
-        kwargs["axis"] = class_axis
+        if not plain:
+            kwargs["axis"] = class_axis
         target = multiclass_target(data, rng, name, shape, class_axis % len(shape), kwargs)
     elif name == "mse_loss":
         target = rng.normal(size=shape)
@@ -95,6 +124,10 @@ def draw_loss_call(data, name):
     if name in ("cross_entropy", "categorical_cross_entropy",
                 "binary_cross_entropy_with_logits") and data.draw(st.booleans(), label="smooth"):
         kwargs["label_smoothing"] = data.draw(st.sampled_from([0.1, 0.5, 1.0]), label="eps")
+    if plain:
+        if name not in MULTICLASS:   # binary targets in the predictions' dtype, as users pass them
+            target = target.astype(dtype)
+        return getattr(crossent, name), x, target, kwargs
     x = in_layout(data, x, "prediction")
     target = in_layout(data, np.asarray(target), "target")
     return getattr(crossent, name), x, target, kwargs
@@ -166,10 +199,10 @@ def compare_with_reference(backend, call, dtype, loss_scale=lambda: 1.0):
 
 
 @pytest.mark.parametrize("name", MULTICLASS + ELEMENTWISE_LOSSES)
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", COMPILED_AND_DEFAULT)
 @given(data=st.data())
 def test_loss_agrees_with_reference(backend, name, data):
-    function, x, target, kwargs = draw_loss_call(data, name)
+    function, x, target, kwargs = draw_loss_call(data, name, plain_calls=backend is None)
 
     def call(which):
         return function(x, target, **kwargs, backend=which)
@@ -182,20 +215,26 @@ def test_loss_agrees_with_reference(backend, name, data):
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", COMPILED_AND_DEFAULT)
 @given(data=st.data())
 def test_activation_agrees_with_reference(backend, name, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     shape = data.draw(shapes, label="shape")
-    dtype = data.draw(st.sampled_from(PREDICTION_DTYPES), label="dtype")
+    plain = draw_plain(data, plain_calls=backend is None)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64] if plain else PREDICTION_DTYPES),
+                      label="dtype")
     event(f"{name} dtype {np.dtype(dtype).name}")
     scale = data.draw(st.sampled_from([0.1, 1.0, 30.0]), label="scale")
-    z = in_layout(data, random_values(shape, np.float64, "logits", rng) * scale, "z").astype(
-        dtype, copy=False)
     kwargs = {}
-    if name in ROW_ACTIVATIONS:
-        kwargs["axis"] = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
-    in_place = name != "logsumexp" and data.draw(st.booleans(), label="out=input")
+    if plain:
+        z = (random_values(shape, np.float64, "logits", rng) * scale).astype(dtype)
+        in_place = False
+    else:
+        z = in_layout(data, random_values(shape, np.float64, "logits", rng) * scale, "z").astype(
+            dtype, copy=False)
+        if name in ROW_ACTIVATIONS:
+            kwargs["axis"] = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+        in_place = name != "logsumexp" and data.draw(st.booleans(), label="out=input")
 
     def call(which):
         if not in_place:
@@ -214,10 +253,10 @@ small_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple)
 
 
 @pytest.mark.parametrize("name", MULTICLASS + ELEMENTWISE_LOSSES)
-@pytest.mark.parametrize("backend", crossent.backends())
+@pytest.mark.parametrize("backend", ALL_AND_DEFAULT)
 @given(data=st.data())
 def test_gradient_matches_finite_differences(backend, name, data):
-    function, x, target, kwargs = draw_loss_call(data, name)
+    function, x, target, kwargs = draw_loss_call(data, name, plain_calls=backend is None)
     if x.size > 12 or computation_dtype(x.dtype) != np.float64 or x.dtype.kind != "f":
         # the finite differences need float64 and few coordinates: redraw a small case
         rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="fd seed"))

@@ -156,6 +156,31 @@ def test_cross_entropy_matches_torch_float32(backend, torch, soft):
         assert_parity(ours, theirs, np.float32, f"cross_entropy float32 soft={soft} {reduction}")
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("soft", [False, True])
+def test_one_class_cross_entropy_is_torch_exact_zero(backend_or_default, torch, soft, dtype,
+                                                     reduction):
+    """With one class PyTorch's loss and gradient are exactly 0 with class
+    weights and label smoothing; so are ours (tests/test_contract.py covers
+    the other options)."""
+    import torch.nn.functional as F
+    rng = np.random.default_rng(14)
+    x = rng.normal(scale=30.0, size=(70, 1)).astype(dtype)
+    target = rng.uniform(0.0, 1.0, size=(70, 1)).astype(dtype) if soft else np.zeros(70, np.int64)
+    kwargs = {"weight": np.array([1.7]), "label_smoothing": 0.2}
+    ours = crossent.cross_entropy(x, target, reduction=reduction, return_grad=True,
+                                  backend=backend_or_default, **kwargs)
+    torch_dtype = getattr(torch, np.dtype(dtype).name)
+    tt = torch.tensor(target) if not soft else torch.tensor(target, dtype=torch_dtype)
+    wt = torch.tensor(kwargs["weight"], dtype=torch_dtype)
+    theirs = torch_loss_and_grad(torch, lambda xt: F.cross_entropy(
+        xt, tt, weight=wt, label_smoothing=0.2, reduction=reduction), x, class_axis=-1)
+    np.testing.assert_array_equal(theirs[1], np.zeros_like(x))
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    np.testing.assert_array_equal(ours[0], theirs[0])
+
+
 def test_cross_entropy_class_axis_1_matches_torch(backend, torch):
     """With ``axis=1`` the array is already in PyTorch's layout."""
     import torch.nn.functional as F

@@ -252,12 +252,22 @@ def elementwise_plan(kernel, pred, target, *, pred_name, weight=None, pos_weight
                     user_inputs=[x, y, w, pw, s])
 
 
-def _index_target(t, lead_shape, n_classes, ignore_index, module):
+def _not_class_indices(pred_name, x_shape, axis, t):
+    """The ValueError of a target that should be integer class indices (the
+    shape of the predictions without the class axis) and is not: the dtype
+    and both shapes named (SPEC §1.3)."""
+    lead_shape = x_shape[:axis] + x_shape[axis + 1:]
+    return ValueError(f"target: expected integer class indices of shape {lead_shape} ({pred_name} "
+                      f"of shape {x_shape} without its class axis {axis}), got {t.dtype} target "
+                      f"of shape {t.shape}")
+
+
+def _index_target(t, x_shape, axis, n_classes, ignore_index, module, pred_name):
     """Integer class indices: shape and range checked; int32/int64 kept as
     they are, other integer dtypes converted to int64 after the check."""
+    lead_shape = x_shape[:axis] + x_shape[axis + 1:]
     if t.shape != lead_shape:
-        raise ValueError(f"target: integer class indices must have the predictions' shape without "
-                         f"the class axis, {lead_shape}, got shape {t.shape}")
+        raise _not_class_indices(pred_name, x_shape, axis, t)
     if t.dtype in _INDEX_DTYPES and t.flags.aligned:
         bad = module.first_bad_index(fold(lead_shape, [t], (0,))[0], n_classes, ignore_index)
     else:
@@ -272,7 +282,7 @@ def _index_target(t, lead_shape, n_classes, ignore_index, module):
     return t
 
 
-def _target_kind(t, x, soft_allowed, ignore_index):
+def _target_kind(t, x, axis, soft_allowed, ignore_index, pred_name):
     """"index" or "soft", after checking the target's dtype and shape."""
     if t.dtype.kind in "iu":
         return "index"
@@ -280,10 +290,12 @@ def _target_kind(t, x, soft_allowed, ignore_index):
         raise TypeError(f"target: expected integer class indices or floating probabilities, "
                         f"got dtype {t.dtype}")
     if not soft_allowed:
-        raise ValueError(f"target: expected integer class indices, got dtype {t.dtype}")
+        raise _not_class_indices(pred_name, x.shape, axis, t)
     if t.shape != x.shape:
-        raise ValueError(f"target: floating (probability) targets must have the predictions' "
-                         f"shape {x.shape}, got shape {t.shape}")
+        raise ValueError(f"target: expected floating (probability) targets of shape {x.shape} "
+                         f"(the shape of {pred_name}), or integer class indices of shape "
+                         f"{x.shape[:axis] + x.shape[axis + 1:]}, got {t.dtype} target of shape "
+                         f"{t.shape}")
     if ignore_index != -100:
         raise ValueError(f"ignore_index: applies to integer targets only; soft (probability) "
                          f"targets need the default -100, got {ignore_index}")
@@ -304,7 +316,7 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
     n_classes = x.shape[axis]
     lead_shape = x.shape[:axis] + x.shape[axis + 1:]
     t = np.asarray(target)
-    target_kind = _target_kind(t, x, soft_allowed, ignore_index)
+    target_kind = _target_kind(t, x, axis, soft_allowed, ignore_index, pred_name)
     if n_classes == 0 and 0 not in lead_shape:
         raise ValueError(f"{pred_name}: expected at least one class, the class axis "
                          f"(axis {axis}) has length 0")
@@ -318,7 +330,7 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
         make_args = lambda ops: (ops[0], ops[1], cw, ops[2], smoothing)  # noqa: E731
         kernel = kind + "_soft"
     else:
-        t = _index_target(t, lead_shape, n_classes, ignore_index, module)
+        t = _index_target(t, x.shape, axis, n_classes, ignore_index, module, pred_name)
         inputs = [move_class_axis(x, axis), t, s]
         kernel = kind + "_index"
         if kind == "nll":
