@@ -382,7 +382,7 @@ def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean"
 
 
 def _check_probabilities(p, name):
-    if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
+    if p.size and not (p.min() >= 0 and p.max() <= 1):
         bad = np.flatnonzero((p < 0) | (p > 1))
         if bad.size:  # (NaN alone makes min/max fail the test but is allowed)
             where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))

@@ -29,6 +29,9 @@ def info():
 
 # ---------------------------------------------------------------- helpers
 
+_FIRST = np.zeros(1, np.intp)
+
+
 def ordered_sum(values, block, acc=0.0):
     """``acc`` plus the float64 sum of ``values`` (C order), block by block.
 
@@ -40,6 +43,8 @@ def ordered_sum(values, block, acc=0.0):
     flat = np.ravel(values).astype(np.float64, copy=False)
     if flat.size == 0:
         return float(acc)
+    if flat.size <= block:  # one block: the cumsum below is acc + its sum
+        return float(acc + np.add.reduceat(flat, _FIRST)[0])
     starts = np.arange(0, flat.size, block)
     block_sums = np.add.reduceat(flat, starts)
     return float(np.cumsum(np.concatenate(([acc], block_sums)))[-1])

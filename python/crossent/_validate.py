@@ -170,11 +170,13 @@ def fold(lead_shape, operands, inputs_ok_to_copy):
     the user's layout, which folds into two.
     """
     k = len(lead_shape)
-    if k <= 1:  # one leading axis (or none) always folds, as (1, n)
-        lead = (1, lead_shape[0]) if k else (1, 1)
+    present = [op for op in operands if op is not None]
+    if k <= 1 or all(op.flags.c_contiguous for op in present):
+        # One leading axis (or none), or C-contiguous operands: the leading
+        # axes fold into one, as (1, n).
+        lead = (1, math.prod(lead_shape))
         return [None if op is None else op.reshape(lead + op.shape[k:], copy=False)
                 for op in operands]
-    present = [op for op in operands if op is not None]
     sizes = _leading_groups(lead_shape, [op.strides[:k] for op in present])
     if len(sizes) > 2:
         operands = [np.ascontiguousarray(op) if i in inputs_ok_to_copy and op is not None else op
