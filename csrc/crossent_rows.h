@@ -97,6 +97,22 @@ void ce_mse_block_f32(const float *x, const float *t, const float *w,
 void ce_mse_block_f64(const double *x, const double *t, const double *w,
                       const double *s, double *loss, double *grad,
                       double grad_scale, ptrdiff_t n);
+/* Binary focal loss from logits (torchvision's sigmoid_focal_loss):
+ * alpha < 0 means no alpha weighting; gamma >= 0. */
+void ce_focal_block_f32(const float *z, const float *y, const float *w,
+                        const float *s, double alpha, double gamma, float *loss,
+                        float *grad, double grad_scale, ptrdiff_t n);
+void ce_focal_block_f64(const double *z, const double *y, const double *w,
+                        const double *s, double alpha, double gamma, double *loss,
+                        double *grad, double grad_scale, ptrdiff_t n);
+/* KL divergence of x = log q from the target t (a probability, or its log
+ * when log_target is nonzero), elementwise, as torch.nn.functional.kl_div. */
+void ce_kl_div_block_f32(const float *x, const float *t, const float *w,
+                         const float *s, int log_target, float *loss, float *grad,
+                         double grad_scale, ptrdiff_t n);
+void ce_kl_div_block_f64(const double *x, const double *t, const double *w,
+                         const double *s, int log_target, double *loss, double *grad,
+                         double grad_scale, ptrdiff_t n);
 
 /* ---- rows (n contiguous classes) -------------------------------------- */
 double ce_row_max_f32(const float *z, ptrdiff_t n);

@@ -108,6 +108,23 @@ extern "C" {
        (const double *x, const double *t, const double *w, const double *s,              \
         double *loss, double *grad, double grad_scale, ptrdiff_t n),                      \
        (x, t, w, s, loss, grad, grad_scale, n))                                           \
+    XV(ce_focal_block_f32,                                                                \
+       (const float *z, const float *y, const float *w, const float *s, double alpha,     \
+        double gamma, float *loss, float *grad, double grad_scale, ptrdiff_t n),          \
+       (z, y, w, s, alpha, gamma, loss, grad, grad_scale, n))                             \
+    XV(ce_focal_block_f64,                                                                \
+       (const double *z, const double *y, const double *w, const double *s,              \
+        double alpha, double gamma, double *loss, double *grad, double grad_scale,        \
+        ptrdiff_t n),                                                                     \
+       (z, y, w, s, alpha, gamma, loss, grad, grad_scale, n))                             \
+    XV(ce_kl_div_block_f32,                                                               \
+       (const float *x, const float *t, const float *w, const float *s, int log_target,   \
+        float *loss, float *grad, double grad_scale, ptrdiff_t n),                        \
+       (x, t, w, s, log_target, loss, grad, grad_scale, n))                               \
+    XV(ce_kl_div_block_f64,                                                               \
+       (const double *x, const double *t, const double *w, const double *s,              \
+        int log_target, double *loss, double *grad, double grad_scale, ptrdiff_t n),      \
+       (x, t, w, s, log_target, loss, grad, grad_scale, n))                               \
     XV(ce_softmax_xent_index_rows_f32,                                                    \
        (const float *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,      \
         const double *class_weight, double label_smoothing, float *const *grad,           \

@@ -51,6 +51,18 @@ cdef extern from "crossent_rows.h" nogil:
     void ce_mse_block_f64(const double *x, const double *t, const double *w,
                           const double *s, double *loss, double *grad,
                           double grad_scale, ptrdiff_t n)
+    void ce_focal_block_f32(const float *z, const float *y, const float *w,
+                            const float *s, double alpha, double gamma, float *loss,
+                            float *grad, double grad_scale, ptrdiff_t n)
+    void ce_focal_block_f64(const double *z, const double *y, const double *w,
+                            const double *s, double alpha, double gamma, double *loss,
+                            double *grad, double grad_scale, ptrdiff_t n)
+    void ce_kl_div_block_f32(const float *x, const float *t, const float *w,
+                             const float *s, int log_target, float *loss, float *grad,
+                             double grad_scale, ptrdiff_t n)
+    void ce_kl_div_block_f64(const double *x, const double *t, const double *w,
+                             const double *s, int log_target, double *loss, double *grad,
+                             double grad_scale, ptrdiff_t n)
 
     # rows (n contiguous classes)
     double ce_row_max_f32(const float *z, ptrdiff_t n)
