@@ -68,6 +68,18 @@ extern "C" {
       ce_mse_block,                                                                             \
       (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(SAMPLE_WEIGHT), CE_IN(LOSSES), CE_IN(OUT),      \
        CE_OPT(grad_scale), n))                                                                  \
+    KERNEL(focal, CE_ELEMENTS,                                                                  \
+      "z2, y2, weight2?, sample_weight2?, alpha, gamma, losses_out2?, grad_out2?, grad_scale, "  \
+      "n_threads, acc",                                                                         \
+      ce_focal_block,                                                                           \
+      (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(SAMPLE_WEIGHT), CE_OPT(alpha), CE_OPT(gamma),   \
+       CE_IN(LOSSES), CE_IN(OUT), CE_OPT(grad_scale), n))                                       \
+    KERNEL(kl_div, CE_ELEMENTS,                                                                 \
+      "x2, t2, weight2?, sample_weight2?, log_target, losses_out2?, grad_out2?, grad_scale, "    \
+      "n_threads, acc",                                                                         \
+      ce_kl_div_block,                                                                          \
+      (CE_IN(X), CE_IN(Y), CE_IN(WEIGHT), CE_IN(SAMPLE_WEIGHT), (int)CE_OPT(log_target),        \
+       CE_IN(LOSSES), CE_IN(OUT), CE_OPT(grad_scale), n))                                       \
     KERNEL(softmax, CE_ROWS, "x3, out3, n_threads", CE_ROW_MATH)                                     \
     KERNEL(log_softmax, CE_ROWS, "x3, out3, n_threads", CE_ROW_MATH)                                 \
     KERNEL(logsumexp, CE_ROWS, "x3, out2, n_threads", CE_ROW_MATH)                                   \
@@ -127,7 +139,10 @@ typedef struct {
     OPTION(ptrdiff_t, ignore_index, CE_ARG_INDEX)            \
     OPTION(ptrdiff_t, n_classes, CE_ARG_INDEX)               \
     OPTION(double, label_smoothing, CE_ARG_DOUBLE)           \
-    OPTION(double, grad_scale, CE_ARG_DOUBLE)
+    OPTION(double, grad_scale, CE_ARG_DOUBLE)                \
+    OPTION(double, alpha, CE_ARG_DOUBLE)                     \
+    OPTION(double, gamma, CE_ARG_DOUBLE)                     \
+    OPTION(ptrdiff_t, log_target, CE_ARG_INDEX)
 
 #define CE_OPTION_FIELD(type, name, kind) type name;
 typedef struct {

@@ -71,6 +71,9 @@ const char *ce_simd_available(void);
  * itself.  The binary losses' w (weight), pw (pos_weight) and s
  * (sample_weight) may be NULL (= all ones); loss[i] = w*s*l_i (always
  * written); grad may be NULL, else grad[i] = grad_scale * w * s * dl_i/dx_i.
+ * The focal loss takes alpha < 0 for no alpha weighting and gamma >= 0; the
+ * KL divergence takes x = log q and the target t (a probability, or its log
+ * when log_target is nonzero).
  *
  * Rows (n contiguous classes): ce_row_logsumexp is max-shifted and rounded
  * to the row's dtype; the activations' out may be z itself.  The multiclass
@@ -102,6 +105,14 @@ const char *ce_simd_available(void);
       (const CE_REAL *x, const CE_REAL *t, const CE_REAL *w, const CE_REAL *s, CE_REAL *loss,     \
        CE_REAL *grad, double grad_scale, ptrdiff_t n),                                            \
       (x, t, w, s, loss, grad, grad_scale, n))                                                    \
+    X(void, ce_focal_block,                                                                       \
+      (const CE_REAL *z, const CE_REAL *y, const CE_REAL *w, const CE_REAL *s, double alpha,          \
+       double gamma, CE_REAL *loss, CE_REAL *grad, double grad_scale, ptrdiff_t n),               \
+      (z, y, w, s, alpha, gamma, loss, grad, grad_scale, n))                                      \
+    X(void, ce_kl_div_block,                                                                      \
+      (const CE_REAL *x, const CE_REAL *t, const CE_REAL *w, const CE_REAL *s, int log_target,        \
+       CE_REAL *loss, CE_REAL *grad, double grad_scale, ptrdiff_t n),                             \
+      (x, t, w, s, log_target, loss, grad, grad_scale, n))                                        \
     X(double, ce_row_max, (const CE_REAL *z, ptrdiff_t n), (z, n))                                \
     X(CE_REAL, ce_row_logsumexp, (const CE_REAL *z, ptrdiff_t n), (z, n))                         \
     X(void, ce_softmax_row, (const CE_REAL *z, CE_REAL *out, ptrdiff_t n), (z, out, n))           \

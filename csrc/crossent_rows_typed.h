@@ -420,6 +420,140 @@ static void CE_FN(ce_mse_block)(const CE_REAL *x, const CE_REAL *t, const CE_REA
     CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
 }
 
+/* One element of the binary focal loss from logits (docs/math.md section 8):
+ *   l = alpha_t * ce * q^gamma,  q = 1 - p_t = (1-y) sigmoid(z) + y sigmoid(-z),
+ *   dl/dz = alpha_t * q^gamma * (sigmoid(z) - y + gamma (1-2y) ce ratio),
+ * ratio = sigmoid(z) sigmoid(-z) / q, ce the BCE with logits in its
+ * cancellation-free form (bce_logits_point).  For a 0/1 target, log q is
+ * -softplus(+-z), exact where q itself underflows, and ratio is sigmoid(z)
+ * or sigmoid(-z) (q = 0 at z = +-inf would make it 0/0).  A zero ratio drops
+ * the modulator's term, so z = +-inf gives the limit and never 0 * inf.
+ * e = exp(-|z|), log1p_e = log1p(e) and r = 1 / (1 + e) come in computed
+ * (focal_loop); gamma_r is gamma in the row's dtype, alpha_r and
+ * one_minus_alpha_r alpha and 1 - alpha (both 0 and 1 when alpha < 0: no
+ * alpha weighting, as torchvision). */
+CE_INLINE void CE_FN(focal_point)(CE_REAL z, CE_REAL y, CE_REAL alpha_r,
+                                  CE_REAL one_minus_alpha_r, int weigh_alpha, CE_REAL gamma_r,
+                                  CE_REAL e, CE_REAL log1p_e, CE_REAL r, CE_REAL *loss,
+                                  CE_REAL *grad)
+{
+    CE_REAL pos = y, neg = 1 - y;
+    CE_REAL minus_z = -z;
+    CE_REAL softplus_z = (z > 0 ? z : 0) + log1p_e;
+    CE_REAL softplus_minus_z = (z < 0 ? minus_z : 0) + log1p_e;
+    CE_REAL er = e * r;
+    CE_REAL sigmoid_z = z >= 0 ? r : er, sigmoid_minus_z = z >= 0 ? er : r;
+    /* Selects between ready values only (see crossent_math.h on vectorising). */
+    CE_REAL pos_product = pos * softplus_minus_z, neg_product = neg * softplus_z;
+    CE_REAL pos_term = pos == 0 ? 0 : pos_product;
+    CE_REAL neg_term = neg == 0 ? 0 : neg_product;
+    CE_REAL ce = pos_term + neg_term;
+    CE_REAL q = neg * sigmoid_z + pos * sigmoid_minus_z;
+    CE_REAL log_q_any = CE_MATH(log)(q), ratio_any = sigmoid_z * sigmoid_minus_z / q;
+    CE_REAL minus_softplus_z = -softplus_z, minus_softplus_minus_z = -softplus_minus_z;
+    int positive = y == 1, negative = y == 0;
+    CE_REAL log_q = negative ? minus_softplus_minus_z : log_q_any;
+    log_q = positive ? minus_softplus_z : log_q;
+    CE_REAL ratio = negative ? sigmoid_minus_z : ratio_any;
+    ratio = positive ? sigmoid_z : ratio;
+    CE_REAL power = CE_MATH(exp)(gamma_r * log_q);
+    CE_REAL modulator = gamma_r == 0 ? 1 : power;
+    CE_REAL alpha_weighted = alpha_r * y + one_minus_alpha_r * neg;
+    CE_REAL alpha_t = weigh_alpha ? alpha_weighted : 1;
+    CE_REAL ce_grad = neg * sigmoid_z - pos * sigmoid_minus_z;
+    CE_REAL modulator_product = gamma_r * (neg - pos) * ce * ratio;
+    CE_REAL modulator_grad = ratio == 0 ? 0 : modulator_product;
+    *loss = alpha_t * (ce * modulator);
+    *grad = alpha_t * (modulator * (ce_grad + modulator_grad));
+}
+
+/* The passes of bce_logits_loop (the exps, then log1p and the reciprocal,
+ * then the rest), for the same reason; has_grad is a constant after
+ * inlining. */
+CE_INLINE void CE_FN(focal_loop)(const CE_REAL *z, const CE_REAL *y, double alpha, double gamma,
+                                 CE_REAL *loss, CE_REAL *grad, ptrdiff_t n, int has_grad)
+{
+    CE_REAL e[CE_BCE_BLOCK], log1p_e[CE_BCE_BLOCK], r[CE_BCE_BLOCK];
+    int weigh_alpha = alpha >= 0;
+    CE_REAL alpha_r = (CE_REAL)alpha, one_minus_alpha_r = (CE_REAL)(1.0 - alpha);
+    CE_REAL gamma_r = (CE_REAL)gamma;
+    for (ptrdiff_t start = 0; start < n; start += CE_BCE_BLOCK) {
+        ptrdiff_t len = n - start < CE_BCE_BLOCK ? n - start : CE_BCE_BLOCK;
+        const CE_REAL *zb = z + start;
+        for (ptrdiff_t i = 0; i < len; i++) {
+            CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
+            e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
+        }
+        for (ptrdiff_t i = 0; i < len; i++) {
+            log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
+            r[i] = 1 / (1 + e[i]);
+        }
+        for (ptrdiff_t i = 0; i < len; i++) {
+            CE_REAL l, g;
+            CE_FN(focal_point)(zb[i], y[start + i], alpha_r, one_minus_alpha_r, weigh_alpha,
+                               gamma_r, e[i], log1p_e[i], r[i], &l, &g);
+            loss[start + i] = l;
+            if (has_grad)
+                grad[start + i] = g;
+        }
+    }
+}
+
+static void CE_FN(ce_focal_block)(const CE_REAL *z, const CE_REAL *y, const CE_REAL *w,
+                                  const CE_REAL *s, double alpha, double gamma, CE_REAL *loss,
+                                  CE_REAL *grad, double grad_scale, ptrdiff_t n)
+{
+    if (grad)
+        CE_FN(focal_loop)(z, y, alpha, gamma, loss, grad, n, 1);
+    else
+        CE_FN(focal_loop)(z, y, alpha, gamma, loss, grad, n, 0);
+    CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
+}
+
+/* KL divergence of x = log q from the target, elementwise (as
+ * torch.nn.functional.kl_div):
+ *   l = t (log t - x),      dl/dx = -t        (log_target 0),
+ *   l = exp(t) (t - x),     dl/dx = -exp(t)   (log_target 1).
+ * A target probability of exactly 0 (log_p = -inf: t = 0, or t = -inf with
+ * log_target) gives 0 whatever x is, +-inf included: 0 log 0 = 0, and the
+ * loss is 0 for every x there, so 0 is also its limit.  A NaN x still gives
+ * NaN (SPEC 1.7).  An exp(t) that merely underflows is not exactly 0: its
+ * product with an infinite t - x stays NaN, as the true value is +inf. */
+CE_INLINE CE_REAL CE_FN(kl_div_point)(CE_REAL x, CE_REAL log_p, CE_REAL p)
+{
+    CE_REAL term = p * (log_p - x);
+    CE_REAL zero_or_nan = x != x ? x : 0;
+    return log_p == -(CE_REAL)INFINITY ? zero_or_nan : term;
+}
+
+/* log_target, has_grad: constants after inlining (branch-free loops). */
+CE_INLINE void CE_FN(kl_div_loop)(const CE_REAL *x, const CE_REAL *t, CE_REAL *loss,
+                                  CE_REAL *grad, ptrdiff_t n, int log_target, int has_grad)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        CE_REAL p = log_target ? CE_MATH(exp)(t[i]) : t[i];
+        CE_REAL log_p = log_target ? t[i] : CE_MATH(log)(t[i]);
+        loss[i] = CE_FN(kl_div_point)(x[i], log_p, p);
+        if (has_grad)
+            grad[i] = -p;
+    }
+}
+
+static void CE_FN(ce_kl_div_block)(const CE_REAL *x, const CE_REAL *t, const CE_REAL *w,
+                                   const CE_REAL *s, int log_target, CE_REAL *loss,
+                                   CE_REAL *grad, double grad_scale, ptrdiff_t n)
+{
+    if (log_target && grad)
+        CE_FN(kl_div_loop)(x, t, loss, grad, n, 1, 1);
+    else if (log_target)
+        CE_FN(kl_div_loop)(x, t, loss, grad, n, 1, 0);
+    else if (grad)
+        CE_FN(kl_div_loop)(x, t, loss, grad, n, 0, 1);
+    else
+        CE_FN(kl_div_loop)(x, t, loss, grad, n, 0, 0);
+    CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
+}
+
 /* ---- rows -------------------------------------------------------------- */
 
 /* A +inf entry makes the sum +inf, however many there are: a NaN shift

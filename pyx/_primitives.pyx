@@ -66,6 +66,10 @@ cdef extern from "crossent_rows_table.h" nogil:
         void (*ce_bce_logits_block_f64)(const double *, const double *, const double *, const double *, const double *, double, double *, double *, double, ptrdiff_t)
         void (*ce_mse_block_f32)(const float *, const float *, const float *, const float *, float *, float *, double, ptrdiff_t)
         void (*ce_mse_block_f64)(const double *, const double *, const double *, const double *, double *, double *, double, ptrdiff_t)
+        void (*ce_focal_block_f32)(const float *, const float *, const float *, const float *, double, double, float *, float *, double, ptrdiff_t)
+        void (*ce_focal_block_f64)(const double *, const double *, const double *, const double *, double, double, double *, double *, double, ptrdiff_t)
+        void (*ce_kl_div_block_f32)(const float *, const float *, const float *, const float *, int, float *, float *, double, ptrdiff_t)
+        void (*ce_kl_div_block_f64)(const double *, const double *, const double *, const double *, int, double *, double *, double, ptrdiff_t)
         void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
         void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
         void (*ce_nll_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, float **, const double *, float *)
@@ -276,6 +280,51 @@ def binary_block(variant, name, x, y, w=None, pw=None, s=None, label_smoothing=0
         else: t.ce_mse_block_f64(<double *>X, <double *>Y, <double *>W, <double *>S, <double *>L, <double *>G, gs, n)
     else:
         raise ValueError(f"unknown binary loss {name!r}")
+    return loss, grad
+
+
+def focal_block(variant, z, y, w=None, s=None, alpha=0.25, gamma=2.0, grad_scale=1.0,
+                with_grad=True):
+    """(loss, grad or None) of the variant's ce_focal_block on one block."""
+    cdef const ce_rows_table *t = _table(variant)
+    cdef cnp.ndarray za = _real(z)
+    dtype = za.dtype
+    ya, wa, sa = _real(y, dtype), _opt(w, dtype), _opt(s, dtype)
+    cdef cnp.ndarray loss = np.empty_like(za)
+    grad = np.empty_like(za) if with_grad else None
+    cdef void *Z = _ptr(za)
+    cdef void *Y = _ptr(ya)
+    cdef void *W = _ptr(wa)
+    cdef void *S = _ptr(sa)
+    cdef void *L = _ptr(loss)
+    cdef void *G = _ptr(grad)
+    cdef ptrdiff_t n = za.size
+    cdef double a = alpha, g = gamma, gs = grad_scale
+    if _is32(za): t.ce_focal_block_f32(<float *>Z, <float *>Y, <float *>W, <float *>S, a, g, <float *>L, <float *>G, gs, n)
+    else: t.ce_focal_block_f64(<double *>Z, <double *>Y, <double *>W, <double *>S, a, g, <double *>L, <double *>G, gs, n)
+    return loss, grad
+
+
+def kl_div_block(variant, x, target, w=None, s=None, log_target=False, grad_scale=1.0,
+                 with_grad=True):
+    """(loss, grad or None) of the variant's ce_kl_div_block on one block."""
+    cdef const ce_rows_table *t = _table(variant)
+    cdef cnp.ndarray xa = _real(x)
+    dtype = xa.dtype
+    ta, wa, sa = _real(target, dtype), _opt(w, dtype), _opt(s, dtype)
+    cdef cnp.ndarray loss = np.empty_like(xa)
+    grad = np.empty_like(xa) if with_grad else None
+    cdef void *X = _ptr(xa)
+    cdef void *T = _ptr(ta)
+    cdef void *W = _ptr(wa)
+    cdef void *S = _ptr(sa)
+    cdef void *L = _ptr(loss)
+    cdef void *G = _ptr(grad)
+    cdef ptrdiff_t n = xa.size
+    cdef int lt = 1 if log_target else 0
+    cdef double gs = grad_scale
+    if _is32(xa): t.ce_kl_div_block_f32(<float *>X, <float *>T, <float *>W, <float *>S, lt, <float *>L, <float *>G, gs, n)
+    else: t.ce_kl_div_block_f64(<double *>X, <double *>T, <double *>W, <double *>S, lt, <double *>L, <double *>G, gs, n)
     return loss, grad
 
 

@@ -285,6 +285,13 @@ def all_function_calls(dtype, variant, rng):
         for name, x in (("bce", p), ("bce_logits", z), ("mse", z)):
             results += P.binary_block(variant, name, x, y, w=y, pw=p, s=p, label_smoothing=0.1,
                                       grad_scale=0.3)
+        y_mixed = np.where(np.arange(n) % 2 == 0, np.round(y), y).astype(dtype)
+        for alpha, gamma in ((0.25, 2.0), (-1.0, 0.5), (0.6, 0.0)):
+            results += P.focal_block(variant, z, y_mixed, w=y, s=p, alpha=alpha, gamma=gamma,
+                                     grad_scale=0.3)
+        for log_target, t in ((False, y_mixed), (True, z)):
+            results += P.kl_div_block(variant, -np.abs(z), t, w=y, s=p, log_target=log_target,
+                                      grad_scale=0.3)
         target = int(rng.integers(n))
         rows = np.stack([z, np.roll(z, 1), -z])
         results += P.softmax_xent_index_rows(variant, rows, [target] * 3, class_weight=w,

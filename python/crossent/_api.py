@@ -10,13 +10,13 @@ import numpy as np
 
 from . import _backends
 from ._outputs import empty as new_output
-from ._validate import (as_prediction, check_axis, check_out, elementwise_plan, fold,
-                        move_class_axis, multiclass_plan)
+from ._validate import (LossPlan, as_operand, as_prediction, check_axis, check_bool, check_out,
+                        check_real, elementwise_plan, fold, move_class_axis, multiclass_plan)
 
 __all__ = [
     "sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-    "categorical_cross_entropy", "nll_loss", "mse_loss",
+    "categorical_cross_entropy", "nll_loss", "mse_loss", "focal_loss", "kl_div",
 ]
 
 
@@ -474,6 +474,61 @@ def _plan_mse(module, pred, target, *, weight=None, sample_weight=None, reductio
                             weights_in_denominator=True)
 
 
+@_docstring("""Binary focal loss from logits (Lin et al. 2017), the values of
+    ``torchvision.ops.sigmoid_focal_loss`` (with crossent's ``"mean"`` default).
+
+    With ``p = σ(z)``, ``p_t = p·y + (1 − p)(1 − y)`` and
+    ``α_t = α·y + (1 − α)(1 − y)`` (1 when ``alpha < 0``, as torchvision)::
+
+        l = α_t · BCE_with_logits(z, y) · (1 − p_t)^γ
+        ∂l/∂z = α_t (1 − p_t)^γ (σ(z) − y + γ(1 − 2y) · BCE · σ(z)σ(−z)/(1 − p_t))
+
+    computed in a stable form: ``(1 − p_t)^γ = exp(γ·log σ(∓z))`` for a 0/1
+    target, so every finite z gives a finite loss, and z = ±inf gives the
+    limit (0 for a correct infinite logit; inf for a wrong one, whose
+    gradient is ``α_t`` with the sign of z). Derivation in docs/math.md.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits, any shape.
+    y : array_like
+        Targets in [0, 1] of ``z``'s shape (0/1 labels, or soft labels;
+        outside [0, 1]: ``ValueError``, since ``1 − p_t`` could be negative).
+    alpha : float
+        Weight of the positive class; negative: no alpha weighting.
+    gamma : float >= 0
+        Focusing parameter; 0 gives ``α_t``-weighted BCE with logits.
+    weight : array_like, optional
+        Element-wise rescaling broadcastable to ``z``; the mean still divides
+        by the element count (or Σ sample_weight), as for the binary losses.
+    sample_weight : array_like, optional
+        Broadcastable to ``z``; the mean divides by its sum.
+""" + _LOSS_ARGS + """
+    Example
+    -------
+    >>> float(crossent.focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])))
+    0.008722216920080296
+    """)
+def focal_loss(z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
+               reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
+    module = _backends.module(backend)
+    plan = _plan_focal(module, z, y, alpha=alpha, gamma=gamma, weight=weight,
+                       sample_weight=sample_weight, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_focal(module, z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
+                reduction="mean"):
+    alpha = check_real(alpha, "alpha")
+    gamma = check_real(gamma, "gamma", expected="a finite float >= 0", minimum=0.0)
+    plan = elementwise_plan("focal", z, y, pred_name="z", weight=weight,
+                            sample_weight=sample_weight, reduction=reduction)
+    _check_probabilities(plan.inputs[1], "y")
+    plan.make_args = lambda ops: (*ops, alpha, gamma)
+    return plan
+
+
 # ------------------------------------------------------ multiclass losses
 
 _MULTICLASS_ARGS = """
@@ -614,6 +669,107 @@ def _plan_nll(module, log_probs, target, *, axis=-1, weight=None, sample_weight=
                            soft_allowed=False)
 
 
+# ------------------------------------------------------------ divergences
+
+_KL_REDUCTIONS = ("batchmean", "mean", "sum", "none")
+
+
+@_docstring("""Kullback-Leibler divergence of ``q`` from ``p``, given ``log q``
+    (``torch.nn.functional.kl_div``), elementwise::
+
+        l = p·(log p − log_q)             ∂l/∂log_q = −p
+        l = exp(t)·(t − log_q)            ∂l/∂log_q = −exp(t)   (log_target, t = log p)
+
+    A zero probability (``p = 0``, or ``t = -inf`` with ``log_target``) gives
+    0 whatever ``log_q`` is, also ±inf (the ``0·log 0 = 0`` rule; PyTorch
+    gives NaN there, as ``0·inf``), and a NaN ``log_q`` gives NaN. A negative
+    ``p`` gives NaN, as in PyTorch.
+
+    Parameters
+    ----------
+    log_q : array_like
+        Log-probabilities (e.g. :func:`log_softmax` output) with a class axis.
+    p : array_like
+        Target probabilities of ``log_q``'s shape (their logs with
+        ``log_target=True``).
+    log_target : bool
+        ``p`` holds log-probabilities.
+    axis : int
+        The class axis: a sample is one slice along it (default last).
+    sample_weight : array_like, optional
+        One weight per sample, broadcastable to ``log_q``'s shape without
+        ``axis``; it multiplies every class term of its sample.
+    reduction : {"batchmean", "mean", "sum", "none"}
+        ``"batchmean"`` (default) is ``Σ l / number of samples``, PyTorch's
+        ``batchmean`` for 2-D (N, C) input with the class axis last (PyTorch
+        divides by ``shape[0]`` whatever the rank; here a sample is always a
+        slice along ``axis``); ``"mean"`` divides by the element count (as
+        PyTorch), ``"sum"`` does not divide, ``"none"`` returns the elementwise
+        losses (``log_q``'s shape). With ``sample_weight`` s:
+        ``"batchmean"`` is ``Σ_i s_i Σ_c l_ic / Σ_i s_i`` and ``"mean"`` that
+        divided by C. Sums are accumulated in float64.
+    return_grad : bool
+        Also return the gradient of the reduced loss w.r.t. ``log_q``, from
+        the same pass.
+    grad_out : ndarray, optional
+        A preallocated C-contiguous writable array for the gradient (needs
+        ``return_grad=True``).
+    backend : {"cython", "c", "numpy"}, optional
+        None: the current default (:func:`crossent.get_backend`).
+    n_threads : int, optional
+        None: all cores this process may use. Results are bitwise identical
+        for every value.
+
+    Returns
+    -------
+    loss : numpy scalar, or ndarray for ``"none"``
+    grad : ndarray, only with ``return_grad=True``
+
+    Example
+    -------
+    >>> float(crossent.kl_div(np.log(np.array([[0.25, 0.75]])), np.array([[0.5, 0.5]])))
+    0.14384103622589045
+    """)
+def kl_div(log_q, p, *, log_target=False, axis=-1, sample_weight=None, reduction="batchmean",
+           return_grad=False, grad_out=None, backend=None, n_threads=None):
+    module = _backends.module(backend)
+    plan = _plan_kl_div(module, log_q, p, log_target=log_target, axis=axis,
+                        sample_weight=sample_weight, reduction=reduction)
+    return _run_loss(plan, module, n_threads, return_grad, grad_out)
+
+
+def _plan_kl_div(module, log_q, p, *, log_target=False, axis=-1, sample_weight=None,
+                 reduction="batchmean"):
+    """An elementwise plan: every element is one kernel sample; a sample of
+    the divergence (a slice along ``axis``) shows only in the weights
+    (broadcast along ``axis``) and in the mean's denominator."""
+    if not isinstance(reduction, str) or reduction not in _KL_REDUCTIONS:
+        raise ValueError("reduction: expected one of 'batchmean', 'mean', 'sum', 'none', "
+                         f"got {reduction!r}")
+    log_target = check_bool(log_target, "log_target")
+    x = as_prediction(log_q, "log_q")
+    axis = check_axis(axis, x.ndim, "log_q")
+    t = as_operand(p, x.dtype, "p", x.shape, exact=True)
+    sample_shape = x.shape[:axis] + x.shape[axis + 1:]
+    per_sample = s = None
+    if sample_weight is not None:
+        per_sample = as_operand(sample_weight, x.dtype, "sample_weight", sample_shape)
+        s = np.broadcast_to(np.expand_dims(per_sample, axis), x.shape)
+    per_element = reduction == "mean"
+
+    def denominator(module, n_threads, folded, acc):
+        from ._reference import BLOCK_ELEMS, BLOCK_ROWS, ordered_sum
+        if s is None:
+            return acc + (x.size if per_element else math.prod(sample_shape))
+        if per_element:  # C·Σ s_i, as the sum over the elements
+            return ordered_sum(s, BLOCK_ELEMS, acc)
+        return ordered_sum(per_sample, BLOCK_ROWS, acc)
+
+    kernel_reduction = reduction if reduction in ("sum", "none") else "mean"
+    return LossPlan("kl_div", x.dtype, kernel_reduction, x, None, x.shape, [x, t, None, s],
+                    lambda ops: (*ops, log_target), denominator, user_inputs=[x, t, s])
+
+
 # loss name (SPEC §3) -> planner, for crossent.evaluate and the command line
 _PLANNERS = {
     "binary_cross_entropy": _plan_bce,
@@ -622,5 +778,7 @@ _PLANNERS = {
     "cross_entropy": _plan_cross_entropy,
     "categorical_cross_entropy": _plan_categorical,
     "nll_loss": _plan_nll,
+    "focal_loss": _plan_focal,
+    "kl_div": _plan_kl_div,
 }
 LOSSES = tuple(_PLANNERS)

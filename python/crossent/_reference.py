@@ -193,6 +193,78 @@ def mse(x2, t2, weight2, sample_weight2, losses_out2, grad_out2, grad_scale,
                                grad_out2, grad_scale, acc)
 
 
+def _focal_terms(z, y, gamma):
+    """The focal loss's pieces in the stable form of docs/math.md §8:
+    ce (BCE with logits), m = q^γ with q = 1 − p_t, σ(z) − y, and
+    ratio = σ(z)σ(−z)/q.
+
+    q^γ is exp(γ·log q) with log q = log σ(∓z) = −softplus(±z) for a 0/1
+    target (never log 0 while the true q is positive, even where q
+    underflows); ratio is σ(z) or σ(−z) there, which q = 0 at z = ±inf would
+    make 0/0.  Zero coefficients drop their terms, so z = ±inf gives the
+    limit (0·inf is never formed).
+    """
+    e = np.exp(-np.abs(z))
+    log1p_e = np.log1p(e)
+    r = 1 / (1 + e)
+    er = e * r
+    s = np.where(z >= 0, r, er)            # σ(z)
+    s_minus = np.where(z >= 0, er, r)      # σ(−z) = 1 − σ(z), without cancellation
+    softplus_z = np.maximum(z, 0) + log1p_e
+    softplus_minus_z = np.maximum(-z, 0) + log1p_e
+    pos, neg = y, 1 - y
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ce = (np.where(pos == 0, 0, pos * softplus_minus_z)
+              + np.where(neg == 0, 0, neg * softplus_z)).astype(z.dtype)
+        q = neg * s + pos * s_minus
+        log_q = np.where(y == 1, -softplus_z, np.where(y == 0, -softplus_minus_z, np.log(q)))
+        ratio = np.where(y == 1, s, np.where(y == 0, s_minus, s * s_minus / q))
+        modulator = np.ones_like(z) if gamma == 0 else np.exp(gamma * log_q)
+    return ce, modulator, neg * s - pos * s_minus, neg - pos, ratio
+
+
+def focal(z2, y2, weight2, sample_weight2, alpha, gamma, losses_out2, grad_out2, grad_scale,
+          n_threads, acc):
+    """Binary focal loss from logits (torchvision.ops.sigmoid_focal_loss):
+    l = α_t·ce·(1 − p_t)^γ, α_t = αy + (1 − α)(1 − y) (1 when α < 0)."""
+    ce, modulator, ce_grad, one_minus_2y, ratio = _focal_terms(z2, y2, gamma)
+    if alpha >= 0:
+        alpha_t = alpha * y2 + (1 - alpha) * (1 - y2)
+    else:
+        alpha_t = np.ones_like(y2)
+    loss = alpha_t * (ce * modulator)
+    grad = None
+    if grad_out2 is not None:
+        # d(q^γ)/dz = q^γ·γ(1 − 2y)·ratio; a zero ratio (z = ±inf) drops the
+        # term even where ce is infinite.
+        with np.errstate(invalid="ignore"):
+            modulator_grad = np.where(ratio == 0, 0, gamma * one_minus_2y * ce * ratio)
+        grad = alpha_t * (modulator * (ce_grad + modulator_grad.astype(z2.dtype)))
+    return _finish_elementwise(loss, grad, weight2, sample_weight2, losses_out2,
+                               grad_out2, grad_scale, acc)
+
+
+def kl_div(x2, t2, weight2, sample_weight2, log_target, losses_out2, grad_out2, grad_scale,
+           n_threads, acc):
+    """torch.nn.functional.kl_div elementwise, x a log-probability:
+    l = t·(log t − x) (log_target: exp(t)·(t − x)); ∂l/∂x = −t (−exp(t)).
+
+    A target probability of exactly 0 (t = 0, or t = −inf with log_target)
+    gives 0 whatever x is, ±inf included (the 0·log 0 = 0 rule; the loss is 0
+    for every x there, so that is also its limit), except that a NaN x gives
+    NaN (SPEC §1.7).
+    """
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if log_target:
+            p, log_p = np.exp(t2), t2
+        else:
+            p, log_p = t2, np.log(t2)
+        loss = p * (log_p - x2)
+    loss = np.where(log_p == -np.inf, np.where(np.isnan(x2), x2, 0), loss).astype(x2.dtype)
+    return _finish_elementwise(loss, -p, weight2, sample_weight2, losses_out2, grad_out2,
+                               grad_scale, acc)
+
+
 # ------------------------------------------------------ multiclass losses
 
 def _index_terms(target2, class_weight, ignore_index, n_classes, dtype):

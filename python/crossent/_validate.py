@@ -352,3 +352,23 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
 
     return LossPlan(kernel, dtype, reduction, x, axis, lead_shape, inputs, make_args,
                     denominator, user_inputs=[x, t, s])
+
+
+# ------------------------------------------------- scalar options of new losses
+
+def check_real(value, name, expected="a finite float", minimum=None):
+    """A finite real scalar option as a Python float (bool is not a number
+    here); ``minimum``: the smallest value allowed."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or minimum is not None and number < minimum:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return number
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
