@@ -435,3 +435,72 @@ def test_cli_progress_on_a_terminal_unless_quiet(capsys, monkeypatch, good_files
     status, out, err = run_cli(capsys, "cross_entropy", *good_files, *(["--quiet"] if quiet else []))
     assert status == 0 and out
     assert ("rows" in err) != quiet
+
+
+# ------------------------------------------------------ focal_loss and kl_div
+
+def kl_inputs(rng, shape):
+    logits, other = rng.normal(size=shape), rng.normal(size=shape)
+    log_q = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    p = np.exp(other) / np.exp(other).sum(axis=-1, keepdims=True)
+    return log_q, p
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 64, 1000, None])
+def test_focal_loss_options_reach_every_chunk(tmp_path, backend, chunk_rows):
+    pred, target = elementwise_inputs("binary_cross_entropy_with_logits", np.random.default_rng(4))
+    got = crossent.evaluate("focal_loss", save(tmp_path, "pred", pred),
+                            save(tmp_path, "target", target), alpha=0.6, gamma=1.5,
+                            chunk_rows=chunk_rows, backend=backend)
+    assert_same_bits(got, one_shot("focal_loss", pred, target, backend, alpha=0.6, gamma=1.5))
+
+
+@pytest.mark.parametrize("shape", [(N_ROWS, N_CLASSES), (N_ROWS, 3, 7)])
+@pytest.mark.parametrize("reduction", [None, "batchmean", "mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk_rows", [1, 100, None])
+def test_kl_div_chunks_give_the_one_shot_bits(tmp_path, backend, shape, reduction, weighted,
+                                              chunk_rows):
+    """kl_div's kernel runs over elements while its batch mean counts samples:
+    chunks hold whole blocks of both."""
+    rng = np.random.default_rng(5)
+    log_q, p = kl_inputs(rng, shape)
+    options = {"sample_weight": rng.uniform(0.5, 2.0, size=shape[:-1])} if weighted else {}
+    files = {k: save(tmp_path, k, v) for k, v in options.items()}
+    got = crossent.evaluate("kl_div", save(tmp_path, "pred", log_q), save(tmp_path, "target", p),
+                            reduction=reduction, chunk_rows=chunk_rows, backend=backend, **files)
+    expected = one_shot("kl_div", log_q, p, backend, reduction=reduction or "batchmean", **options)
+    assert_same_bits(got, expected)
+
+
+def test_kl_div_along_the_first_axis_is_one_chunk(tmp_path):
+    log_q, p = kl_inputs(np.random.default_rng(6), (N_CLASSES, N_ROWS))
+    report = _eval.evaluate_report("kl_div", save(tmp_path, "pred", log_q.T.copy().T),
+                                   save(tmp_path, "target", p), axis=0, chunk_rows=10)
+    assert report.chunks == 1
+    assert_same_bits(report.loss, crossent.kl_div(log_q, p, axis=0))
+
+
+def test_batchmean_is_only_kl_divs(tmp_path):
+    pred, target = inputs("cross_entropy", np.random.default_rng(7))
+    with pytest.raises(ValueError, match="'mean' or 'sum' for cross_entropy"):
+        crossent.evaluate("cross_entropy", pred, target, reduction="batchmean")
+    with pytest.raises(TypeError, match=r"alpha \(--alpha\) does not apply to cross_entropy"):
+        crossent.evaluate("cross_entropy", pred, target, alpha=0.5)
+
+
+def test_command_line_takes_the_new_losses_options(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    pred, target = elementwise_inputs("binary_cross_entropy_with_logits", rng)
+    assert cli.main(["eval", "focal_loss", save(tmp_path, "pred", pred),
+                     save(tmp_path, "target", target), "--alpha", "0.3", "--gamma", "1",
+                     "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["loss"] == float(crossent.focal_loss(pred, target, alpha=0.3, gamma=1.0))
+    log_q, p = kl_inputs(rng, (N_ROWS, N_CLASSES))
+    log_p = np.log(p)
+    assert cli.main(["eval", "kl_div", save(tmp_path, "logq", log_q), save(tmp_path, "logp", log_p),
+                     "--log-target", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reduction"] == "batchmean"
+    assert out["loss"] == float(crossent.kl_div(log_q, log_p, log_target=True))

@@ -8,19 +8,15 @@ import importlib
 import sysconfig
 
 from . import _backends
-from ._api import (binary_cross_entropy, binary_cross_entropy_with_logits, categorical_cross_entropy,
-                   cross_entropy, focal_loss, kl_div, log_sigmoid, log_softmax, logsumexp, mse_loss,
-                   nll_loss, sigmoid, softmax)
+from . import _api
+from ._api import *  # noqa: F401,F403 (the public functions, listed once in _api.FUNCTIONS)
 from ._backends import (backends, get_backend, get_num_threads, set_backend, set_num_threads,
                         use_backend)
 from ._outputs import release_memory
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-    "categorical_cross_entropy", "nll_loss", "mse_loss", "focal_loss", "kl_div",
+__all__ = list(_api.__all__) + [
     "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
     "get_num_threads", "release_memory", "info", "linear", "evaluate",
 ]

@@ -13,12 +13,6 @@ from ._outputs import empty as new_output
 from ._validate import (LossPlan, as_operand, as_prediction, check_axis, check_bool, check_out,
                         check_real, elementwise_plan, fold, move_class_axis, multiclass_plan)
 
-__all__ = [
-    "sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-    "categorical_cross_entropy", "nll_loss", "mse_loss", "focal_loss", "kl_div",
-]
-
 
 # ---------------------------------------------------------------- runners
 
@@ -95,16 +89,18 @@ def _run_loss(plan, module, n_threads, return_grad, grad_out):
     return (loss, grad) if return_grad else loss
 
 
-def loss_sums(name, pred, target, *, acc=(0.0, 0.0), backend=None, n_threads=None, **kwargs):
+def loss_sums(name, pred, target, *, acc=(0.0, 0.0), mean="mean", backend=None, n_threads=None,
+              **kwargs):
     """The sums behind loss ``name``'s mean, continuing from ``acc``.
 
     ``kwargs`` are the loss's own keywords (axis, weight, sample_weight,
-    pos_weight, ignore_index, label_smoothing), validated as the public
-    function does. Returns ``LossSums(loss_sum, denominator, dtype, backend)``;
-    :func:`finish_reduction` turns it into the loss.
+    pos_weight, ignore_index, label_smoothing, alpha, gamma, log_target),
+    validated as the public function does; ``mean`` names the loss's mean
+    ("batchmean" for kl_div's). Returns ``LossSums(loss_sum, denominator,
+    dtype, backend)``; :func:`finish_reduction` turns it into the loss.
     """
     module = _backends.module(backend)
-    plan = _PLANNERS[name](module, pred, target, reduction="mean", **kwargs)
+    plan = _PLANNERS[name](module, pred, target, reduction=mean, **kwargs)
     n_threads = _backends.resolve_n_threads(n_threads)
     total, denominator = _sums(plan, module, n_threads, None, None, acc)
     return LossSums(total, denominator, plan.dtype, module.NAME)
@@ -770,15 +766,29 @@ def _plan_kl_div(module, log_q, p, *, log_target=False, axis=-1, sample_weight=N
                     lambda ops: (*ops, log_target), denominator, user_inputs=[x, t, s])
 
 
-# loss name (SPEC §3) -> planner, for crossent.evaluate and the command line
-_PLANNERS = {
-    "binary_cross_entropy": _plan_bce,
-    "binary_cross_entropy_with_logits": _plan_bce_with_logits,
-    "mse_loss": _plan_mse,
-    "cross_entropy": _plan_cross_entropy,
-    "categorical_cross_entropy": _plan_categorical,
-    "nll_loss": _plan_nll,
-    "focal_loss": _plan_focal,
-    "kl_div": _plan_kl_div,
+# Every public function of SPEC §2-3, listed once: whether its input has a
+# class axis ("rows") or not ("elements"), what blocks its kernel runs over
+# (kl_div's kernel is elementwise over an input with a class axis), what
+# its first two arguments are, and for a loss its planner.  crossent.evaluate
+# and `crossent eval` take the losses; the bench makes each function's
+# inputs from the kinds (_bench_cases.make_inputs); the package exports them.
+Function = namedtuple("Function", "over blocks pred target planner")
+FUNCTIONS = {
+    "cross_entropy": Function("rows", "rows", "logits", "labels", _plan_cross_entropy),
+    "categorical_cross_entropy": Function("rows", "rows", "probs", "labels", _plan_categorical),
+    "nll_loss": Function("rows", "rows", "log_probs", "labels", _plan_nll),
+    "kl_div": Function("rows", "elements", "log_probs", "probs", _plan_kl_div),
+    "softmax": Function("rows", "rows", "logits", None, None),
+    "log_softmax": Function("rows", "rows", "logits", None, None),
+    "logsumexp": Function("rows", "rows", "logits", None, None),
+    "binary_cross_entropy_with_logits": Function("elements", "elements", "logits", "binary",
+                                                 _plan_bce_with_logits),
+    "binary_cross_entropy": Function("elements", "elements", "probs", "binary", _plan_bce),
+    "mse_loss": Function("elements", "elements", "logits", "real", _plan_mse),
+    "focal_loss": Function("elements", "elements", "logits", "binary", _plan_focal),
+    "sigmoid": Function("elements", "elements", "logits", None, None),
+    "log_sigmoid": Function("elements", "elements", "logits", None, None),
 }
+_PLANNERS = {name: f.planner for name, f in FUNCTIONS.items() if f.planner is not None}
 LOSSES = tuple(_PLANNERS)
+__all__ = list(FUNCTIONS)

@@ -24,15 +24,17 @@ import numpy as np
 REFERENCE = "numpy"
 PEERS = ("torch", "sklearn", "jax")
 
-# Softmax-family and multiclass functions: rows of classes.
-ROW_FUNCTIONS = ("cross_entropy", "categorical_cross_entropy", "nll_loss",
-                 "softmax", "log_softmax", "logsumexp")
-# Functions of one element at a time.
-ELEMENTWISE_FUNCTIONS = ("binary_cross_entropy_with_logits", "binary_cross_entropy",
-                         "mse_loss", "sigmoid", "log_sigmoid")
+def _functions():
+    from . import _api
+    return _api.FUNCTIONS
+
+
+# The public functions (crossent._api.FUNCTIONS): rows of classes, then
+# functions of one element at a time.
+ROW_FUNCTIONS = tuple(name for name, f in _functions().items() if f.over == "rows")
+ELEMENTWISE_FUNCTIONS = tuple(name for name, f in _functions().items() if f.over == "elements")
 FUNCTIONS = ROW_FUNCTIONS + ELEMENTWISE_FUNCTIONS
-LOSSES = frozenset(("cross_entropy", "categorical_cross_entropy", "nll_loss",
-                    "binary_cross_entropy_with_logits", "binary_cross_entropy", "mse_loss"))
+LOSSES = frozenset(name for name, f in _functions().items() if f.planner is not None)
 
 # batch x classes: many short rows, the ImageNet shape, a vocabulary, a large
 # vocabulary, and one tiny row whose time is all call overhead.
@@ -118,31 +120,30 @@ def _lay_out(values, layout):
 
 
 def make_inputs(case, seed=0):
-    """Random inputs of ``case`` (deterministic for a given seed)."""
+    """Random inputs of ``case`` (deterministic for a given seed), of the
+    kinds crossent._api.FUNCTIONS gives its arguments."""
     import crossent
 
     rng = np.random.default_rng(seed)
     dtype = np.dtype(case.dtype)
     logits = 3.0 * rng.standard_normal(case.shape, dtype=dtype)
-    fn = case.function
-    if fn in ("cross_entropy", "categorical_cross_entropy", "nll_loss"):
-        labels = rng.integers(0, case.shape[-1], size=case.shape[:-1], dtype=np.int64)
-        first = logits
-        if fn == "categorical_cross_entropy":
-            first = crossent.softmax(logits, backend=REFERENCE)
-        elif fn == "nll_loss":
-            first = crossent.log_softmax(logits, backend=REFERENCE)
-        return Inputs((_lay_out(first, case.layout), labels), {"return_grad": True})
-    if fn in ("binary_cross_entropy_with_logits", "binary_cross_entropy"):
-        labels = rng.integers(0, 2, size=case.shape).astype(dtype)
-        first = logits if fn.endswith("logits") else crossent.sigmoid(logits, backend=REFERENCE)
-        return Inputs((_lay_out(first, case.layout), _lay_out(labels, case.layout)),
-                      {"return_grad": True})
-    if fn == "mse_loss":
-        target = rng.standard_normal(case.shape, dtype=dtype)
-        return Inputs((_lay_out(logits, case.layout), _lay_out(target, case.layout)),
-                      {"return_grad": True})
-    return Inputs((_lay_out(logits, case.layout),), {})
+    function = _functions()[case.function]
+    rows = function.over == "rows"
+    first = {"logits": lambda: logits,
+             "probs": lambda: (crossent.softmax if rows else crossent.sigmoid)(logits,
+                                                                                backend=REFERENCE),
+             "log_probs": lambda: crossent.log_softmax(logits, backend=REFERENCE)}[function.pred]()
+    args = (_lay_out(first, case.layout),)
+    if function.target == "labels":
+        args += (rng.integers(0, case.shape[-1], size=case.shape[:-1], dtype=np.int64),)
+    elif function.target == "binary":
+        args += (_lay_out(rng.integers(0, 2, size=case.shape).astype(dtype), case.layout),)
+    elif function.target == "real":
+        args += (_lay_out(rng.standard_normal(case.shape, dtype=dtype), case.layout),)
+    elif function.target == "probs":
+        other = rng.standard_normal(case.shape, dtype=dtype)
+        args += (_lay_out(crossent.softmax(other, backend=REFERENCE), case.layout),)
+    return Inputs(args, {"return_grad": True} if case.has_grad else {})
 
 
 def expected_result(case, inputs):
@@ -229,10 +230,13 @@ def peer_version(name):
 
 
 SKLEARN_FUNCTIONS = frozenset(("cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"))
-# PyTorch has no loss over probabilities for many classes.
-TORCH_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy"}
-# optax and jax.nn have no loss over probabilities (the same as _bench_jax.FUNCTIONS).
-JAX_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy", "binary_cross_entropy"}
+# PyTorch has no loss over probabilities for many classes, and its focal loss
+# is torchvision's, which does not install beside it here.
+TORCH_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy", "focal_loss"}
+# optax and jax.nn have no loss over probabilities, no focal loss and no
+# batch-mean KL divergence (the same as _bench_jax.FUNCTIONS).
+JAX_FUNCTIONS = frozenset(FUNCTIONS) - {"categorical_cross_entropy", "binary_cross_entropy",
+                                        "focal_loss", "kl_div"}
 
 
 def supports(impl, function):
@@ -298,7 +302,8 @@ def _prepare_torch(case, inputs, n_threads):
 
     loss_fn = {"cross_entropy": F.cross_entropy, "nll_loss": F.nll_loss,
                "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
-               "binary_cross_entropy": F.binary_cross_entropy, "mse_loss": F.mse_loss}[fn]
+               "binary_cross_entropy": F.binary_cross_entropy, "mse_loss": F.mse_loss,
+               "kl_div": functools.partial(F.kl_div, reduction="batchmean")}[fn]
     leaf = tensors[0].requires_grad_(True)
 
     def run():

@@ -50,7 +50,8 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 # Keyword -> command-line option, for the messages of options a loss does not take.
 _OPTIONS = {"axis": "--axis", "weight": "--weight", "sample_weight": "--sample-weight",
             "pos_weight": "--pos-weight", "ignore_index": "--ignore-index",
-            "label_smoothing": "--label-smoothing"}
+            "label_smoothing": "--label-smoothing", "alpha": "--alpha", "gamma": "--gamma",
+            "log_target": "--log-target"}
 _ARRAY_KEYWORDS = ("weight", "sample_weight", "pos_weight")
 
 
@@ -297,21 +298,34 @@ class _Cut(NamedTuple):
     pred_bytes_per_index: int
 
 
-def _plan_cut(pred_shape, pred_itemsize, class_axis):
+def _plan_cut(pred_shape, pred_itemsize, class_axis, blocks="rows"):
     """``class_axis``: that of a multiclass loss (normalised), None for an
-    elementwise one."""
+    elementwise one; ``blocks``: what the loss's kernel runs over ("rows" or
+    "elements": kl_div's elementwise kernel, whose per-sample weights still
+    sum by rows)."""
     from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
     ndim = len(pred_shape)
+    if class_axis is not None and blocks == "elements" and class_axis == 0:
+        # An elementwise kernel's blocks run in C order: a chunk along axis 1
+        # is no run of them.
+        return _Cut(None, 1, 1, 0)
     if class_axis is not None:
         cut = 1 if class_axis == 0 else 0
-        units = math.prod(n for i, n in enumerate(pred_shape) if i > cut and i != class_axis)
-        block = BLOCK_ROWS
+        rows = math.prod(n for i, n in enumerate(pred_shape) if i > cut and i != class_axis)
+        step = _whole_blocks(BLOCK_ROWS, rows)
+        if blocks == "elements":
+            step = math.lcm(step, _whole_blocks(BLOCK_ELEMS, math.prod(pred_shape[1:])))
     else:
-        cut, units, block = 0, math.prod(pred_shape[1:]), BLOCK_ELEMS
+        cut, step = 0, _whole_blocks(BLOCK_ELEMS, math.prod(pred_shape[1:]))
     if cut >= ndim:
         return _Cut(None, 1, 1, 0)
-    step = block // math.gcd(block, units) if units else 1
     return _Cut(cut, pred_shape[cut], step, math.prod(pred_shape[cut + 1:]) * pred_itemsize)
+
+
+def _whole_blocks(block, units):
+    """The fewest indices along the cut, ``units`` units each, that make
+    whole blocks of ``block`` units."""
+    return block // math.gcd(block, units) if units else 1
 
 
 def _chunk_length(cut, chunk_rows, in_memory):
@@ -376,8 +390,9 @@ def _operand_axes(sources, class_axis, cut):
 # ================================================================ evaluate
 
 def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=None,
-             ignore_index=None, label_smoothing=None, axis=None, reduction="mean",
-             chunk_rows=None, backend=None, n_threads=None, progress=False):
+             ignore_index=None, label_smoothing=None, axis=None, alpha=None, gamma=None,
+             log_target=None, reduction=None, chunk_rows=None, backend=None, n_threads=None,
+             progress=False):
     """The loss of predictions and targets that may not fit in memory.
 
     Equals ``crossent.<loss>(pred, target, ...)`` bit for bit (on the same
@@ -389,17 +404,20 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
     loss : str
         A loss function's name: ``"cross_entropy"``, ``"categorical_cross_entropy"``,
         ``"nll_loss"``, ``"binary_cross_entropy"``,
-        ``"binary_cross_entropy_with_logits"`` or ``"mse_loss"``.
+        ``"binary_cross_entropy_with_logits"``, ``"mse_loss"``, ``"focal_loss"``
+        or ``"kl_div"``.
     pred, target, weight, sample_weight, pos_weight :
         Arrays, or paths of stored arrays: ``"x.npy"``, ``"x.npz:key"`` (or
         ``"x.npz"`` holding a single array). ``.npy`` files and uncompressed
         ``.npz`` members (``np.savez``) are memory-mapped a chunk at a time;
         compressed members (``np.savez_compressed``) are decompressed as a
         stream, a chunk at a time.
-    ignore_index, label_smoothing, axis :
+    ignore_index, label_smoothing, axis, alpha, gamma, log_target :
         As the loss function; None leaves the function's default. A keyword
         the loss does not take raises ``TypeError``.
-    reduction : {"mean", "sum"}
+    reduction : {"mean", "sum"}, or "batchmean" for ``kl_div``
+        None: the loss function's default ("batchmean" for ``kl_div``,
+        "mean" for the others).
     chunk_rows : int, optional
         Rows per chunk along the first non-class axis; rounded down to whole
         kernel blocks (64 rows, or 4096 elements for elementwise losses).
@@ -420,7 +438,8 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
     """
     return evaluate_report(loss, pred, target, weight=weight, sample_weight=sample_weight,
                            pos_weight=pos_weight, ignore_index=ignore_index,
-                           label_smoothing=label_smoothing, axis=axis, reduction=reduction,
+                           label_smoothing=label_smoothing, axis=axis, alpha=alpha, gamma=gamma,
+                           log_target=log_target, reduction=reduction,
                            chunk_rows=chunk_rows, backend=backend, n_threads=n_threads,
                            progress=progress).loss
 
@@ -440,19 +459,23 @@ def _check_loss_keywords(loss, given):
                             f"(it takes: {takes})")
 
 
-def evaluate_report(loss, pred, target, *, reduction="mean", chunk_rows=None, backend=None,
+def evaluate_report(loss, pred, target, *, reduction=None, chunk_rows=None, backend=None,
                     n_threads=None, progress=False, **options):
     """:func:`evaluate`, returning an :class:`EvalReport` (loss, counts, timing)."""
-    from . import _validate
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction: expected 'mean' or 'sum' (evaluate returns no per-sample "
-                         f"losses), got {reduction!r}")
+    from . import _api, _validate
     given = {k: v for k, v in options.items() if v is not None}
     _check_loss_keywords(loss, given)
+    means = _means(loss)
+    reduction = means[0] if reduction is None else reduction
+    if reduction not in means + ("sum",):
+        expected = " or ".join(repr(r) for r in means + ("sum",))
+        raise ValueError(f"reduction: expected {expected} for {loss} (evaluate returns no "
+                         f"per-sample losses), got {reduction!r}")
+    mean = reduction if reduction != "sum" else means[0]
     _backends.module(backend)   # a bad name fails before any file is opened
     backend_name = backend or _backends.get_backend()
     n_threads = _backends.resolve_n_threads(n_threads)
-    multiclass = "axis" in _signature_keywords(loss)
+    multiclass = _api.FUNCTIONS[loss].over == "rows"
     ignore_index = _validate.check_ignore_index(given.get("ignore_index", -100))
     with ExitStack() as stack:
         sources = {"pred": _open_operand(pred, _label(pred, "pred"), stack),
@@ -464,22 +487,28 @@ def evaluate_report(loss, pred, target, *, reduction="mean", chunk_rows=None, ba
         # The facade's own check, early, so that a bad axis never reaches the label check.
         class_axis = (_validate.check_axis(given.get("axis", -1), len(pred_shape),
                                            sources["pred"].label) if multiclass else None)
-        cut = _plan_cut(pred_shape, sources["pred"].dtype.itemsize, class_axis)
+        cut = _plan_cut(pred_shape, sources["pred"].dtype.itemsize, class_axis,
+                        _api.FUNCTIONS[loss].blocks)
         axes = _operand_axes(sources, class_axis, cut)
         length = _chunk_length(cut, chunk_rows, all(isinstance(source, _InMemory)
                                                     for source in sources.values()))
         check_labels = multiclass and sources["target"].dtype.kind in "iu"
         bar = stack.enter_context(_progress_bar(cut.length if cut.axis is not None else 1, progress))
         started = time.perf_counter()
-        sums, samples, chunks = _run_chunks(loss, backend_name, n_threads, sources, axes, cut,
-                                            length, given, class_axis, check_labels,
+        sums, samples, chunks = _run_chunks(loss, mean, backend_name, n_threads, sources, axes,
+                                            cut, length, given, class_axis, check_labels,
                                             ignore_index, bar)
         seconds = time.perf_counter() - started
-    from . import _api
     value = _api.finish_reduction(sums, reduction)
     rows = cut.length if cut.axis is not None else samples
     return EvalReport(value, reduction, samples, sums.denominator, str(sums.dtype), sums.backend,
                       rows, chunks, seconds)
+
+
+def _means(loss):
+    """The mean reductions ``loss`` takes, its default first."""
+    default = _signature_keywords(loss)["reduction"].default
+    return (default, "mean") if default != "mean" else ("mean",)
 
 
 def _signature_keywords(loss):
@@ -497,7 +526,7 @@ def _label(value, name):
     return name
 
 
-def _run_chunks(loss, backend, n_threads, sources, axes, cut, length, scalars, class_axis,
+def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scalars, class_axis,
                 check_labels, ignore_index, bar):
     """Feed the chunks through the facade; returns (the last chunk's LossSums,
     samples, chunks).  ``class_axis`` is None for an elementwise loss;
@@ -515,8 +544,8 @@ def _run_chunks(loss, backend, n_threads, sources, axes, cut, length, scalars, c
                           start or 0, sources["target"].label)
         kwargs = {**scalars, **{k: v for k, v in views.items() if k not in ("pred", "target")}}
         try:
-            sums = _api.loss_sums(loss, views["pred"], views["target"], acc=acc, backend=backend,
-                                  n_threads=n_threads, **kwargs)
+            sums = _api.loss_sums(loss, views["pred"], views["target"], acc=acc, mean=mean,
+                                  backend=backend, n_threads=n_threads, **kwargs)
         except (ValueError, TypeError) as exc:
             raise type(exc)(_in_context(str(exc), sources, cut, start, stop)) from None
         acc = (sums.loss_sum, sums.denominator)
@@ -630,7 +659,12 @@ def add_arguments(parser):
     parser.add_argument("--ignore-index", type=int, metavar="INT",
                         help="class index whose samples are ignored (default -100)")
     parser.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
-    parser.add_argument("--reduction", choices=("mean", "sum"), default="mean")
+    parser.add_argument("--reduction", choices=("mean", "sum", "batchmean"),
+                        help="default: the loss's own (batchmean for kl_div, else mean)")
+    parser.add_argument("--alpha", type=float, metavar="A", help="focal_loss's alpha")
+    parser.add_argument("--gamma", type=float, metavar="G", help="focal_loss's gamma")
+    parser.add_argument("--log-target", action="store_true", default=None,
+                        help="kl_div: TARGET holds log-probabilities")
     parser.add_argument("--axis", type=int, metavar="INT",
                         help="the class axis of PRED (default -1)")
     parser.add_argument("--chunk-rows", type=int, metavar="N",
@@ -646,7 +680,8 @@ def add_arguments(parser):
 def run(args):
     options = {"weight": args.weight, "sample_weight": args.sample_weight,
                "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
-               "label_smoothing": args.label_smoothing, "axis": args.axis}
+               "label_smoothing": args.label_smoothing, "axis": args.axis,
+               "alpha": args.alpha, "gamma": args.gamma, "log_target": args.log_target}
     try:
         report = evaluate_report(args.loss, args.pred, args.target, reduction=args.reduction,
                                  chunk_rows=args.chunk_rows, backend=args.backend,
