@@ -28,8 +28,11 @@ def _rel(pattern):
     return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern)))
 
 
-def _compiler_accepts(flag):
-    """True when the C compiler builds and links a tiny OpenMP-style program with `flag`."""
+OPENMP_PROBE = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
+
+
+def _compiler_accepts(flag, program="int main(void){return 0;}\n"):
+    """True when the C compiler builds and links `program` with `flag`."""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     cc = cc.split()[0]
     if shutil.which(cc) is None:
@@ -37,19 +40,27 @@ def _compiler_accepts(flag):
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+            f.write(program)
         cmd = [cc, flag, src, "-o", os.path.join(tmp, "probe")]
         return subprocess.run(cmd, capture_output=True).returncode == 0
 
 
 SANITIZE = os.environ.get("CROSSENT_SANITIZE", "")  # e.g. "address,undefined"
-OPENMP = os.environ.get("CROSSENT_NO_OPENMP") is None and _compiler_accepts("-fopenmp")
+OPENMP = (os.environ.get("CROSSENT_NO_OPENMP") is None
+          and _compiler_accepts("-fopenmp", OPENMP_PROBE))
 if not OPENMP:
     warnings.warn("crossent: the C compiler has no OpenMP; the kernels will run on one thread")
 
 # -ffp-contract=off: no fused multiply-add contraction, so that every SIMD
 # variant (baseline, AVX2, AVX-512) rounds exactly the same way.
 COMPILE_ARGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+# A SIMD variant's unit holds every row and block function; past GCC's
+# "large unit" size (10 000 insns) its inliner stops growing the unit, and
+# each new loss would change how the others' row groups are compiled (and
+# their speed, not their bits).
+LARGE_UNIT = "--param=large-unit-insns=100000"
+if _compiler_accepts(LARGE_UNIT):
+    COMPILE_ARGS.append(LARGE_UNIT)
 LINK_ARGS = []
 if OPENMP:
     COMPILE_ARGS.append("-fopenmp")

@@ -84,8 +84,10 @@ def main(argv=None):
     parser.add_argument("--backend", default="default",
                         help="'default' (the plain call), 'cython' or 'c' (backend=)")
     parser.add_argument("--quick", action="store_true", help="the first six cases only")
+    parser.add_argument("--cases", help="only the functions whose name contains this")
     args = parser.parse_args(argv)
-    cases = [[f, list(s), lay] for f, s, lay in (CASES[:6] if args.quick else CASES)]
+    cases = [[f, list(s), lay] for f, s, lay in (CASES[:6] if args.quick else CASES)
+             if args.cases is None or args.cases in f]
     times = {"old": {}, "new": {}}
     for round_ in range(args.rounds):
         order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
