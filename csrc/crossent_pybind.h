@@ -411,8 +411,51 @@ static int ce_py_threads_arg(PyObject *obj, int *n_threads)
     return 0;
 }
 
-/* fast_softmax_xent_index(z, t, ignore_index, label_smoothing, mean, return_grad, n_threads)
- * fast_nll_index(z, t, ignore_index, mean, return_grad, n_threads) */
+/* Class weights the kernels take as they are: None, or a C-contiguous
+ * float64 vector of length n_classes.  0: something else. */
+static int ce_py_kernel_class_weight(PyObject *obj, ptrdiff_t n_classes, const double **data)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    *data = NULL;
+    if (obj == Py_None)
+        return 1;
+    if (!ce_py_plain_array(obj, 1) || PyArray_TYPE(a) != NPY_DOUBLE || PyArray_DIM(a, 0) != n_classes)
+        return 0;
+    *data = (const double *)PyArray_DATA(a);
+    return 1;
+}
+
+/* Sample weights the kernels take as they are: None, or a C-contiguous
+ * vector of the predictions' dtype and length n, viewed as (1, n).  0:
+ * something else. */
+static int ce_py_kernel_sample_weight(PyObject *obj, int type_num, ptrdiff_t n, ce_operand *op)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    memset(op, 0, sizeof(*op));
+    if (obj == Py_None)
+        return 1;
+    if (!ce_py_plain_array(obj, 1) || PyArray_TYPE(a) != type_num || PyArray_DIM(a, 0) != n)
+        return 0;
+    ce_py_view_rows(a, n, 0, op);
+    return 1;
+}
+
+/* The weight sum behind a weighted mean: the general path's index_weight_sum. */
+static int ce_py_index_weight_sum(const ce_call *loss, int n_threads, double *sum)
+{
+    ce_call c;
+    memset(&c, 0, sizeof(c));
+    c.kernel = CE_K_index_weight_sum;
+    c.op[CE_TARGET] = loss->op[CE_TARGET];
+    c.op[CE_SAMPLE_WEIGHT] = loss->op[CE_SAMPLE_WEIGHT];
+    c.opt = loss->opt;
+    *sum = 0.0;
+    return ce_py_execute(&c, n_threads, sum);
+}
+
+/* fast_softmax_xent_index(z, t, class_weight, sample_weight, ignore_index, label_smoothing,
+ *                         mean, return_grad, n_threads)
+ * fast_nll_index(z, t, class_weight, sample_weight, ignore_index, mean, return_grad, n_threads) */
 static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssize_t nargs)
 {
     int smoothing = kernel == CE_K_softmax_xent_index, type_num, label_type, mean, return_grad, n_threads;
@@ -422,19 +465,19 @@ static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssi
     ptrdiff_t n, kept;
     double total = 0.0, denominator = 1.0, label_smoothing = 0.0;
     Py_ssize_t ignore_index;
-    if (nargs != 6 + smoothing) {
+    if (nargs != 8 + smoothing) {
         PyErr_Format(PyExc_TypeError, "fast_%s() takes %d positional arguments", ce_kernel_names[kernel],
-                     6 + smoothing);
+                     8 + smoothing);
         return NULL;
     }
-    ignore_index = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    ignore_index = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
     if (ignore_index == -1 && PyErr_Occurred())
         return NULL;
-    if (smoothing && (label_smoothing = PyFloat_AsDouble(args[3])) == -1.0 && PyErr_Occurred())
+    if (smoothing && (label_smoothing = PyFloat_AsDouble(args[5])) == -1.0 && PyErr_Occurred())
         return NULL;
-    mean = PyObject_IsTrue(args[3 + smoothing]);
-    return_grad = PyObject_IsTrue(args[4 + smoothing]);
-    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[5 + smoothing], &n_threads) < 0)
+    mean = PyObject_IsTrue(args[5 + smoothing]);
+    return_grad = PyObject_IsTrue(args[6 + smoothing]);
+    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[7 + smoothing], &n_threads) < 0)
         return NULL;
     if (!ce_py_plain_array(z, 2) || !ce_py_plain_array(t, 1)
         || (type_num = ce_py_float_type(z)) == NPY_NOTYPE || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
@@ -449,14 +492,23 @@ static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssi
     c.f32 = type_num == NPY_FLOAT;
     ce_py_view_rows((PyArrayObject *)z, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_X]);
     ce_py_view_rows((PyArrayObject *)t, n, 0, &c.op[CE_TARGET]);
+    if (!ce_py_kernel_class_weight(args[2], c.op[CE_X].shape[2], &c.opt.class_weight)
+        || !ce_py_kernel_sample_weight(args[3], type_num, n, &c.op[CE_SAMPLE_WEIGHT]))
+        Py_RETURN_NONE;
     if (ce_first_bad_target(&c.op[CE_TARGET], c.op[CE_X].shape[2], ignore_index, &kept) >= 0)
         Py_RETURN_NONE;
+    c.opt.ignore_index = ignore_index;
+    c.opt.label_smoothing = label_smoothing;
     if (mean) {
-        /* index_weight_sum without weights: a count, exact in float64.  With
-         * every row ignored the general path applies the mean's 0/0 rule. */
-        if (kept == 0)
+        /* Without weights the weight sum is the count of rows kept, exact in
+         * float64.  A zero sum (every row ignored) takes the general path,
+         * which applies the mean's 0/0 rule. */
+        if (c.opt.class_weight == NULL && c.op[CE_SAMPLE_WEIGHT].data == NULL)
+            denominator = (double)kept;
+        else if (ce_py_index_weight_sum(&c, n_threads, &denominator) != CE_OK)
+            return ce_py_no_memory();
+        if (denominator == 0)
             Py_RETURN_NONE;
-        denominator = (double)kept;
     }
     if (return_grad) {
         grad = ce_py_new_output(2, PyArray_DIMS((PyArrayObject *)z), type_num);
@@ -464,8 +516,6 @@ static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssi
             return NULL;
         ce_py_view_rows(grad, n, PyArray_DIM(grad, 1), &c.op[CE_OUT]);
     }
-    c.opt.ignore_index = ignore_index;
-    c.opt.label_smoothing = label_smoothing;
     c.opt.grad_scale = 1.0 / denominator;
     if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
         Py_XDECREF(grad);
@@ -647,10 +697,12 @@ static PyObject *ce_py_set_simd(PyObject *self, PyObject *variant)
 static PyMethodDef ce_py_methods[] = {
     CE_KERNELS(CE_PY_KERNEL_METHOD)
     CE_PY_METHOD(fast_softmax_xent_index,
-                 "fast_softmax_xent_index(z, t, ignore_index, label_smoothing, mean, return_grad, n_threads)\n\n"
-                 "A plain cross_entropy(z, t) in one call, or None (docs/kernels.md)."),
-    CE_PY_METHOD(fast_nll_index, "fast_nll_index(z, t, ignore_index, mean, return_grad, n_threads)\n\n"
-                                 "A plain nll_loss(x, t) in one call, or None (docs/kernels.md)."),
+                 "fast_softmax_xent_index(z, t, class_weight, sample_weight, ignore_index, label_smoothing, "
+                 "mean, return_grad, n_threads)\n\n"
+                 "A cross_entropy(z, t, ...) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_nll_index,
+                 "fast_nll_index(z, t, class_weight, sample_weight, ignore_index, mean, return_grad, "
+                 "n_threads)\n\nA nll_loss(x, t, ...) in one call, or None (docs/kernels.md)."),
     CE_PY_METHOD(fast_activation, "fast_activation(name, z, n_threads)\n\n"
                                   "A plain activation of z along its last axis, or None (docs/kernels.md)."),
     CE_PY_METHOD(fast_bce_with_logits,

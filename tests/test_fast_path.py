@@ -21,8 +21,14 @@ def default_backend(request):
 
 
 def general(function, *args, **kwargs):
-    # n_threads given explicitly (same value as the default) forces the general path
-    return function(*args, n_threads=crossent.get_num_threads(), **kwargs)
+    """The call through the general path: the fast paths turned off."""
+    from crossent import _api
+    fast_module = _api._fast_module
+    _api._fast_module = lambda backend, n_threads: (None, 0)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _api._fast_module = fast_module
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -296,10 +302,51 @@ def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
     with crossent.use_backend("cython"):
         crossent.cross_entropy(z, t)
         crossent.nll_loss(z, t, return_grad=True)
-        crossent.nll_loss(z, t, weight=np.ones(3))   # weights: the general path
+        crossent.nll_loss(z, t, weight=np.ones(3), sample_weight=np.ones(2, np.float32))
+        crossent.cross_entropy(z, t, n_threads=1)
         crossent.binary_cross_entropy_with_logits(z, z, return_grad=True)
         crossent.binary_cross_entropy_with_logits(z, z, pos_weight=np.ones(3))   # general
-    assert calls == ["fast_softmax_xent_index", "fast_nll_index", "fast_bce_with_logits"]
+    with crossent.use_backend("c"):
+        crossent.cross_entropy(z, t, backend="cython")
+    assert calls == ["fast_softmax_xent_index", "fast_nll_index", "fast_nll_index",
+                     "fast_softmax_xent_index", "fast_bce_with_logits", "fast_softmax_xent_index"]
+
+
+@pytest.mark.parametrize("weight, sample_weight", [
+    (np.linspace(0.5, 2.0, 7), None),
+    (None, np.linspace(0.0, 3.0, 300)),
+    (np.linspace(0.5, 2.0, 7), np.linspace(0.0, 3.0, 300)),
+    (np.zeros(7), None),                       # a zero weight sum: the mean's 0/0 rule
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("function", [crossent.cross_entropy, crossent.nll_loss])
+@pytest.mark.parametrize("options", [{}, {"ignore_index": 2}, {"reduction": "sum"}])
+def test_weighted_index_losses_give_the_general_bits(default_backend, function, dtype, weight,
+                                                     sample_weight, options):
+    rng = np.random.default_rng(7)
+    z = (rng.standard_normal((300, 7)) * 3).astype(dtype)
+    t = rng.integers(0, 7, 300)
+    kwargs = dict(options, weight=weight, return_grad=True)
+    if sample_weight is not None:
+        kwargs["sample_weight"] = sample_weight.astype(dtype)
+    got, want = function(z, t, **kwargs), general(function, z, t, **kwargs)
+    for g, w in zip(got, want):
+        assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_backend_and_threads_keywords_give_the_general_bits(backend, n_threads):
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((3000, 12)).astype(np.float32)
+    t = rng.integers(0, 12, 3000)
+    for function, args in ((crossent.cross_entropy, (z, t)), (crossent.nll_loss, (z, t)),
+                           (crossent.binary_cross_entropy_with_logits, (z, z > 0)),
+                           (crossent.softmax, (z,)), (crossent.sigmoid, (z,))):
+        args = tuple(np.asarray(a, dtype=np.float32) if a.dtype == bool else a for a in args)
+        got = function(*args, backend=backend, n_threads=n_threads)
+        want = general(function, *args, backend=backend, n_threads=n_threads)
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), function.__name__
 
 
 @pytest.mark.parametrize("layout", ["C", "fortran"])

@@ -111,8 +111,8 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     ``axis``; ``keeps_class_axis`` is False for logsumexp, whose result drops it."""
     if axis is None and kernel not in ("sigmoid", "log_sigmoid"):
         return _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis)
-    if out is None and backend is None and n_threads is None:
-        result = _fast_activation(kernel, x, axis)
+    if out is None:
+        result = _fast_activation(kernel, x, axis, backend, n_threads)
         if result is not None:
             return result
     module = _backends.module(backend)
@@ -167,58 +167,76 @@ def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
 
 # --------------------------------------------------------------- fast paths
 #
-# The plain call -- C-contiguous float32/float64 arrays, default axis, no
-# weights, no grad_out, default backend and threads -- skips building a plan:
-# the compiled backends answer it in one call (fast_* in
-# csrc/crossent_pybind.h) on the same canonical views the general path would
-# build, so the bits are the same.  Anything unusual, including every error,
-# gives None and takes the general path, which validates and explains.
+# A common call -- C-contiguous float32/float64 arrays, the last axis, no
+# grad_out, a compiled backend -- skips building a plan: the compiled
+# backends answer it in one call (fast_* in csrc/crossent_pybind.h) on the
+# same canonical views and with the same kernels the general path would use,
+# so the bits are the same.  Anything unusual, including every error, gives
+# None and takes the general path, which validates and explains.
 
 # Each index loss kernel's one-call entry point.
 _COMPILED_INDEX_LOSS = {"softmax_xent_index": "fast_softmax_xent_index",
                         "nll_index": "fast_nll_index"}
 
 
+def _fast_module(backend, n_threads):
+    """(kernel module, threads) for a fast path, or (None, 0) when the call
+    names a backend or a thread count the general path should check."""
+    if backend is None and n_threads is None:
+        return _backends.defaults()
+    if backend is not None and (type(backend) is not str or backend not in _backends.backends()):
+        return None, 0
+    if n_threads is not None and (type(n_threads) is not int
+                                  or not 1 <= n_threads <= _backends.MAX_THREADS):
+        return None, 0
+    module, default_threads = _backends.defaults()
+    if backend is not None:
+        module = _backends.module(backend)
+    return module, n_threads or default_threads
+
+
 def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backend, n_threads,
                      ignore_index, label_smoothing, reduction, return_grad):
-    """A plain index loss (no weights, no grad_out, the default backend and
-    threads, the last axis, ndarrays), ``kernel`` "softmax_xent_index"
-    (cross_entropy) or "nll_index" (nll_loss, ``label_smoothing`` None)."""
-    if (weight is not None or sample_weight is not None or grad_out is not None
-            or backend is not None or n_threads is not None or type(axis) is not int
-            or axis != -1 or type(z) is not np.ndarray or type(t) is not np.ndarray
+    """An index loss without grad_out along the last axis of ndarrays,
+    ``kernel`` "softmax_xent_index" (cross_entropy) or "nll_index" (nll_loss,
+    ``label_smoothing`` None); the compiled call takes class and sample
+    weights of the kernels' own layout and dtype, and answers None for
+    others."""
+    if (grad_out is not None or type(axis) is not int or axis != -1
+            or type(z) is not np.ndarray or type(t) is not np.ndarray
             or type(ignore_index) is not int or reduction != "mean" and reduction != "sum"):
         return None
-    module, n_threads = _backends.defaults()
+    module, n_threads = _fast_module(backend, n_threads)
     compiled = getattr(module, _COMPILED_INDEX_LOSS[kernel], None)
     if compiled is None:
         return None
     # No star-arguments, string building or tuple tests here: in a 1 x 10
     # call they cost as much as the kernel.
     if label_smoothing is None:
-        return compiled(z, t, ignore_index, reduction == "mean", return_grad, n_threads)
+        return compiled(z, t, weight, sample_weight, ignore_index, reduction == "mean",
+                        return_grad, n_threads)
     if type(label_smoothing) is not float:
         return None
-    return compiled(z, t, ignore_index, label_smoothing, reduction == "mean", return_grad,
-                    n_threads)
+    return compiled(z, t, weight, sample_weight, ignore_index, label_smoothing,
+                    reduction == "mean", return_grad, n_threads)
 
 
-def _fast_activation(kernel, z, axis):
+def _fast_activation(kernel, z, axis, backend, n_threads):
     """_run_activation of a C-contiguous float32/float64 array, whole or along
     its last axis, into a new array."""
     if type(z) is not np.ndarray or not (axis is None or type(axis) is int and axis == -1):
         return None
-    module, n_threads = _backends.defaults()
+    module, n_threads = _fast_module(backend, n_threads)
     compiled = getattr(module, "fast_activation", None)
     return None if compiled is None else compiled(kernel, z, n_threads)
 
 
-def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad):
-    """A plain binary_cross_entropy_with_logits (no weights, no grad_out, the
-    default backend and threads, ndarrays of one float dtype and shape)."""
+def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad, backend, n_threads):
+    """A binary_cross_entropy_with_logits without weights or grad_out, of
+    ndarrays of one float dtype and shape."""
     if type(label_smoothing) is not float or reduction not in ("mean", "sum"):
         return None
-    module, n_threads = _backends.defaults()
+    module, n_threads = _fast_module(backend, n_threads)
     compiled = getattr(module, "fast_bce_with_logits", None)
     if compiled is None:
         return None
@@ -418,9 +436,9 @@ def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, samp
                                      label_smoothing=0.0, reduction="mean", return_grad=False,
                                      grad_out=None, backend=None, n_threads=None):
     if (weight is None and pos_weight is None and sample_weight is None and grad_out is None
-            and backend is None and n_threads is None
             and type(z) is np.ndarray and type(y) is np.ndarray):
-        result = _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad)
+        result = _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad, backend,
+                                       n_threads)
         if result is not None:
             return result
     module = _backends.module(backend)
