@@ -605,49 +605,130 @@ static PyObject *ce_py_fast_activation(PyObject *self, PyObject *const *args, Py
     return ce_py_array_result(result);
 }
 
-/* fast_bce_with_logits(z, y, label_smoothing, mean, return_grad, n_threads):
- * z and y C-contiguous of one float dtype and shape, not empty, no weights. */
-static PyObject *ce_py_fast_bce_with_logits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A C-contiguous array as (rows, cols), cols its last axis; NULL: absent.
+ * pos_weight (cols,) is the same view with a zero row stride. */
+static void ce_py_view_matrix(PyObject *obj, ptrdiff_t rows, ptrdiff_t cols, int broadcast_rows,
+                              ce_operand *op)
 {
-    PyArrayObject *za = (PyArrayObject *)args[0], *ya = (PyArrayObject *)args[1], *grad = NULL;
-    int type_num, ndim, mean, return_grad, n_threads;
-    ptrdiff_t size;
-    double label_smoothing, total = 0.0;
-    ce_call c;
-    (void)self;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "fast_bce_with_logits() takes 6 positional arguments");
-        return NULL;
+    PyArrayObject *a = (PyArrayObject *)obj;
+    ptrdiff_t itemsize;
+    memset(op, 0, sizeof(*op));
+    if (obj == NULL || obj == Py_None)
+        return;
+    itemsize = PyArray_ITEMSIZE(a);
+    op->data = PyArray_BYTES(a);
+    op->itemsize = (int)itemsize;
+    op->shape[0] = rows;
+    op->shape[1] = cols;
+    op->strides[0] = broadcast_rows ? 0 : cols * itemsize;
+    op->strides[1] = itemsize;
+}
+
+static int ce_py_same_array_kind(PyObject *obj, PyArrayObject *like)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    return ce_py_plain_array(obj, -1) && PyArray_TYPE(a) == PyArray_TYPE(like)
+           && PyArray_NDIM(a) == PyArray_NDIM(like)
+           && PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(like), PyArray_NDIM(like));
+}
+
+/* Probabilities in [0, 1] (NaN allowed): what the general path accepts. */
+static int ce_py_probabilities(PyArrayObject *p, ptrdiff_t size)
+{
+    for (ptrdiff_t i = 0; i < size; i++) {
+        double v = PyArray_TYPE(p) == NPY_FLOAT ? ((const float *)PyArray_DATA(p))[i]
+                                                : ((const double *)PyArray_DATA(p))[i];
+        if (v < 0 || v > 1)
+            return 0;
     }
-    if ((label_smoothing = PyFloat_AsDouble(args[2])) == -1.0 && PyErr_Occurred())
+    return 1;
+}
+
+/* A binary loss or mse_loss without sample weights (so the mean divides by
+ * the element count), of C-contiguous arrays of one dtype and shape;
+ * weight None or of that shape, pos_weight None or (last axis,). */
+static PyObject *ce_py_fast_elementwise_loss(int kernel, PyObject *z, PyObject *y, PyObject *weight,
+                                             PyObject *pos_weight, PyObject *const *scalars)
+{
+    PyArrayObject *za = (PyArrayObject *)z, *grad = NULL;
+    int type_num, ndim, mean, return_grad, n_threads;
+    ptrdiff_t size, cols;
+    double label_smoothing = 0.0, total = 0.0;
+    ce_call c;
+    if (kernel == CE_K_bce_with_logits
+        && (label_smoothing = PyFloat_AsDouble(*scalars++)) == -1.0 && PyErr_Occurred())
         return NULL;
-    mean = PyObject_IsTrue(args[3]);
-    return_grad = PyObject_IsTrue(args[4]);
-    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[5], &n_threads) < 0)
+    mean = PyObject_IsTrue(scalars[0]);
+    return_grad = PyObject_IsTrue(scalars[1]);
+    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(scalars[2], &n_threads) < 0)
         return NULL;
-    if (!ce_py_plain_array(args[0], -1) || !ce_py_plain_array(args[1], -1)
-        || (type_num = ce_py_float_type(args[0])) == NPY_NOTYPE || PyArray_TYPE(ya) != type_num
-        || (size = PyArray_SIZE(za)) == 0 || (ndim = PyArray_NDIM(za)) != PyArray_NDIM(ya)
-        || !PyArray_CompareLists(PyArray_DIMS(za), PyArray_DIMS(ya), ndim)
+    if (!ce_py_plain_array(z, -1) || (type_num = ce_py_float_type(z)) == NPY_NOTYPE
+        || !ce_py_same_array_kind(y, za) || (size = PyArray_SIZE(za)) == 0
         || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
         Py_RETURN_NONE;
+    ndim = PyArray_NDIM(za);
+    cols = ndim ? PyArray_DIM(za, ndim - 1) : 1;
+    if ((weight != Py_None && !ce_py_same_array_kind(weight, za))
+        || (pos_weight != Py_None
+            && (!ce_py_plain_array(pos_weight, 1) || PyArray_TYPE((PyArrayObject *)pos_weight) != type_num
+                || PyArray_DIM((PyArrayObject *)pos_weight, 0) != cols))
+        || (kernel == CE_K_bce && !ce_py_probabilities(za, size)))
+        Py_RETURN_NONE;
     memset(&c, 0, sizeof(c));
-    c.kernel = CE_K_bce_with_logits;
+    c.kernel = kernel;
     c.f32 = type_num == NPY_FLOAT;
     c.opt.label_smoothing = label_smoothing;
     c.opt.grad_scale = mean ? 1.0 / (double)size : 1.0;
-    ce_py_view_rows(za, size, 0, &c.op[CE_X]);
-    ce_py_view_rows(ya, size, 0, &c.op[CE_Y]);
+    ce_py_view_matrix(z, size / cols, cols, 0, &c.op[CE_X]);
+    ce_py_view_matrix(y, size / cols, cols, 0, &c.op[CE_Y]);
+    ce_py_view_matrix(weight, size / cols, cols, 0, &c.op[CE_WEIGHT]);
+    ce_py_view_matrix(pos_weight, size / cols, cols, 1, &c.op[CE_POS_WEIGHT]);
     if (return_grad) {
         if ((grad = ce_py_new_output(ndim, PyArray_DIMS(za), type_num)) == NULL)
             return NULL;
-        ce_py_view_rows(grad, size, 0, &c.op[CE_OUT]);
+        ce_py_view_matrix((PyObject *)grad, size / cols, cols, 0, &c.op[CE_OUT]);
     }
     if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
         Py_XDECREF(grad);
         return ce_py_no_memory();
     }
     return ce_py_loss_result(mean ? total / (double)size : total, type_num, grad);
+}
+
+static int ce_py_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs == expected)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments", name, expected);
+    return -1;
+}
+
+/* fast_bce_with_logits(z, y, weight, pos_weight, label_smoothing, mean, return_grad, n_threads) */
+static PyObject *ce_py_fast_bce_with_logits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (ce_py_nargs("fast_bce_with_logits", nargs, 8) < 0)
+        return NULL;
+    return ce_py_fast_elementwise_loss(CE_K_bce_with_logits, args[0], args[1], args[2], args[3], args + 4);
+}
+
+/* fast_bce(p, y, weight, mean, return_grad, n_threads) */
+static PyObject *ce_py_fast_bce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (ce_py_nargs("fast_bce", nargs, 6) < 0)
+        return NULL;
+    return ce_py_fast_elementwise_loss(CE_K_bce, args[0], args[1], args[2], Py_None, args + 3);
+}
+
+/* fast_mse(x, t, mean, return_grad, n_threads): no weights (they would
+ * enter the mean's denominator). */
+static PyObject *ce_py_fast_mse(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (ce_py_nargs("fast_mse", nargs, 5) < 0)
+        return NULL;
+    return ce_py_fast_elementwise_loss(CE_K_mse, args[0], args[1], Py_None, Py_None, args + 2);
 }
 
 /* ---- module-level helpers ---------------------------------------------------------- */
@@ -706,8 +787,13 @@ static PyMethodDef ce_py_methods[] = {
     CE_PY_METHOD(fast_activation, "fast_activation(name, z, n_threads)\n\n"
                                   "A plain activation of z along its last axis, or None (docs/kernels.md)."),
     CE_PY_METHOD(fast_bce_with_logits,
-                 "fast_bce_with_logits(z, y, label_smoothing, mean, return_grad, n_threads)\n\n"
-                 "A plain binary_cross_entropy_with_logits(z, y) in one call, or None (docs/kernels.md)."),
+                 "fast_bce_with_logits(z, y, weight, pos_weight, label_smoothing, mean, return_grad, "
+                 "n_threads)\n\nA binary_cross_entropy_with_logits(z, y, ...) in one call, or None "
+                 "(docs/kernels.md)."),
+    CE_PY_METHOD(fast_bce, "fast_bce(p, y, weight, mean, return_grad, n_threads)\n\n"
+                           "A binary_cross_entropy(p, y, ...) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_mse, "fast_mse(x, t, mean, return_grad, n_threads)\n\n"
+                           "A plain mse_loss(x, t) in one call, or None (docs/kernels.md)."),
     {"info", ce_py_info, METH_NOARGS,
      "info()\n--\n\nThe SIMD variant in use and those available, OpenMP, build flags, threads, binding."},
     {"set_simd", ce_py_set_simd, METH_O,

@@ -305,7 +305,7 @@ def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
         crossent.nll_loss(z, t, weight=np.ones(3), sample_weight=np.ones(2, np.float32))
         crossent.cross_entropy(z, t, n_threads=1)
         crossent.binary_cross_entropy_with_logits(z, z, return_grad=True)
-        crossent.binary_cross_entropy_with_logits(z, z, pos_weight=np.ones(3))   # general
+        crossent.binary_cross_entropy_with_logits(z, z, sample_weight=np.ones(3))   # general
     with crossent.use_backend("c"):
         crossent.cross_entropy(z, t, backend="cython")
     assert calls == ["fast_softmax_xent_index", "fast_nll_index", "fast_nll_index",
@@ -370,3 +370,51 @@ def test_axis_none_takes_every_entry_as_one_row(default_backend, name, layout):
                  "log_softmax": lambda: z - z.max() - np.log(np.exp(z - z.max()).sum()),
                  "logsumexp": lambda: z.max() + np.log(np.exp(z - z.max()).sum())}[name]()
     np.testing.assert_allclose(want, reference, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (1, 10), (300, 7), (5000,)])
+@pytest.mark.parametrize("case", ["plain", "weight", "pos_weight", "sum", "smoothing"])
+@pytest.mark.parametrize("name", ["binary_cross_entropy_with_logits", "binary_cross_entropy",
+                                  "mse_loss"])
+def test_elementwise_losses_fast_path_gives_the_general_bits(default_backend, name, case,
+                                                             shape, dtype):
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    if name == "binary_cross_entropy":
+        x = (1 / (1 + np.exp(-x))).astype(dtype)
+    y = (rng.random(shape) < 0.4).astype(dtype)
+    kwargs = {}
+    if case == "weight" and name != "mse_loss":
+        kwargs["weight"] = (rng.random(shape) + 0.5).astype(dtype)
+    elif case == "pos_weight" and name.endswith("logits") and shape:
+        kwargs["pos_weight"] = (rng.random(shape[-1]) + 0.5).astype(dtype)
+    elif case == "sum":
+        kwargs["reduction"] = "sum"
+    elif case == "smoothing" and name.endswith("logits"):
+        kwargs["label_smoothing"] = 0.2
+    function = getattr(crossent, name)
+    got = function(x, y, return_grad=True, **kwargs)
+    want = general(function, x, y, return_grad=True, **kwargs)
+    assert type(got[0]) is type(want[0]) is dtype
+    assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
+
+
+@pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
+def test_elementwise_calls_take_the_compiled_fast_path(monkeypatch):
+    from crossent import _backends
+    module = _backends.module("cython")
+    calls = []
+    for name in ("fast_bce_with_logits", "fast_bce", "fast_mse"):
+        def spy(*args, _name=name, _fast=getattr(module, name)):
+            calls.append(_name)
+            return _fast(*args)
+        monkeypatch.setattr(module, name, spy)
+    z = np.linspace(0.1, 0.9, 6).reshape(2, 3)
+    with crossent.use_backend("cython"):
+        crossent.binary_cross_entropy_with_logits(z, z, weight=z, pos_weight=np.ones(3))
+        crossent.binary_cross_entropy(z, z, weight=z, return_grad=True)
+        crossent.mse_loss(z, z, backend="cython")
+    assert calls == ["fast_bce_with_logits", "fast_bce", "fast_mse"]
+    with pytest.raises(ValueError, match="probabilities"):
+        crossent.binary_cross_entropy(z + 1, z)   # out of range: the general path's error

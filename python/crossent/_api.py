@@ -231,16 +231,17 @@ def _fast_activation(kernel, z, axis, backend, n_threads):
     return None if compiled is None else compiled(kernel, z, n_threads)
 
 
-def _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad, backend, n_threads):
-    """A binary_cross_entropy_with_logits without weights or grad_out, of
-    ndarrays of one float dtype and shape."""
-    if type(label_smoothing) is not float or reduction not in ("mean", "sum"):
+def _fast_elementwise_loss(name, args, reduction, return_grad, backend, n_threads):
+    """A binary loss or mse_loss without sample weights or grad_out:
+    ``name`` is its compiled fast_* function, ``args`` its operands (and
+    label smoothing)."""
+    if reduction != "mean" and reduction != "sum":
         return None
     module, n_threads = _fast_module(backend, n_threads)
-    compiled = getattr(module, "fast_bce_with_logits", None)
+    compiled = getattr(module, name, None)
     if compiled is None:
         return None
-    return compiled(z, y, label_smoothing, reduction == "mean", return_grad, n_threads)
+    return compiled(*args, reduction == "mean", return_grad, n_threads)
 
 
 # ------------------------------------------------------------ activations
@@ -383,6 +384,12 @@ _LOSS_ARGS = """
     """)
 def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="mean",
                          return_grad=False, grad_out=None, backend=None, n_threads=None):
+    if (sample_weight is None and grad_out is None
+            and type(p) is np.ndarray and type(y) is np.ndarray):
+        result = _fast_elementwise_loss("fast_bce", (p, y, weight), reduction, return_grad,
+                                        backend, n_threads)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
@@ -435,10 +442,11 @@ def _check_probabilities(p, name):
 def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, sample_weight=None,
                                      label_smoothing=0.0, reduction="mean", return_grad=False,
                                      grad_out=None, backend=None, n_threads=None):
-    if (weight is None and pos_weight is None and sample_weight is None and grad_out is None
+    if (sample_weight is None and grad_out is None and type(label_smoothing) is float
             and type(z) is np.ndarray and type(y) is np.ndarray):
-        result = _fast_bce_with_logits(z, y, label_smoothing, reduction, return_grad, backend,
-                                       n_threads)
+        result = _fast_elementwise_loss("fast_bce_with_logits",
+                                        (z, y, weight, pos_weight, label_smoothing), reduction,
+                                        return_grad, backend, n_threads)
         if result is not None:
             return result
     module = _backends.module(backend)
@@ -476,6 +484,12 @@ def _plan_bce_with_logits(module, z, y, *, weight=None, pos_weight=None, sample_
     """)
 def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
              return_grad=False, grad_out=None, backend=None, n_threads=None):
+    if (weight is None and sample_weight is None and grad_out is None
+            and type(pred) is np.ndarray and type(target) is np.ndarray):
+        result = _fast_elementwise_loss("fast_mse", (pred, target), reduction, return_grad,
+                                        backend, n_threads)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_mse(module, pred, target, weight=weight, sample_weight=sample_weight,
                      reduction=reduction)
