@@ -357,6 +357,22 @@ CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL
 /* Elements per block of bce_logits_loop's passes (their buffers stay in L1). */
 #define CE_BCE_BLOCK 256
 
+/* The shared parts of a logistic loss over a chunk of len logits, each
+ * pass its own loop (docs/kernels.md, "Loops in passes"): e = exp(-|z|),
+ * log1p(e) and r = 1/(1 + e); the loss's own pass follows. */
+CE_INLINE void CE_FN(logistic_parts)(const CE_REAL *zb, ptrdiff_t len, CE_REAL *e, CE_REAL *log1p_e,
+                                     CE_REAL *r)
+{
+    for (ptrdiff_t i = 0; i < len; i++) {
+        CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
+        e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
+    }
+    for (ptrdiff_t i = 0; i < len; i++) {
+        log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
+        r[i] = 1 / (1 + e[i]);
+    }
+}
+
 /* Three passes over each block -- the exps, then log1p and the reciprocal,
  * then the rest -- rather than one loop doing all: one element's whole
  * computation is a dependency chain too long for the out-of-order window to
@@ -372,14 +388,7 @@ CE_INLINE void CE_FN(bce_logits_loop)(const CE_REAL *z, const CE_REAL *y, const 
     for (ptrdiff_t start = 0; start < n; start += CE_BCE_BLOCK) {
         ptrdiff_t len = n - start < CE_BCE_BLOCK ? n - start : CE_BCE_BLOCK;
         const CE_REAL *zb = z + start;
-        for (ptrdiff_t i = 0; i < len; i++) {
-            CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
-            e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
-        }
-        for (ptrdiff_t i = 0; i < len; i++) {
-            log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
-            r[i] = 1 / (1 + e[i]);
-        }
+        CE_FN(logistic_parts)(zb, len, e, log1p_e, r);
         for (ptrdiff_t i = 0; i < len; i++) {
             CE_REAL l, g;
             CE_FN(bce_logits_point)(zb[i], y[start + i], has_pw ? pw[start + i] : 1, keep, spread,
@@ -480,14 +489,7 @@ CE_INLINE void CE_FN(focal_loop)(const CE_REAL *z, const CE_REAL *y, double alph
     for (ptrdiff_t start = 0; start < n; start += CE_BCE_BLOCK) {
         ptrdiff_t len = n - start < CE_BCE_BLOCK ? n - start : CE_BCE_BLOCK;
         const CE_REAL *zb = z + start;
-        for (ptrdiff_t i = 0; i < len; i++) {
-            CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
-            e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
-        }
-        for (ptrdiff_t i = 0; i < len; i++) {
-            log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
-            r[i] = 1 / (1 + e[i]);
-        }
+        CE_FN(logistic_parts)(zb, len, e, log1p_e, r);
         for (ptrdiff_t i = 0; i < len; i++) {
             CE_REAL l, g;
             CE_FN(focal_point)(zb[i], y[start + i], alpha_r, one_minus_alpha_r, weigh_alpha,
