@@ -156,6 +156,17 @@ def cases():
                     yield (f"{tag}-{layout}-bce-{reduction}", lambda pl=pl, y=y01, w=w_el,
                            r=reduction: crossent.binary_cross_entropy(
                                pl, y, weight=w, reduction=r, return_grad=True))
+            for layout, zl in _layouts(z):
+                for name, kw in (("plain", {}), ("options", {"alpha": 0.6, "gamma": 1.5,
+                                                             "weight": w_el})):
+                    yield (f"{tag}-{layout}-focal-{name}", lambda zl=zl, y=y01, kw=kw:
+                           crossent.focal_loss(zl, y, return_grad=True, **kw))
+            for layout, ll in _layouts(log_probs):
+                for reduction in ("batchmean", "mean", "none"):
+                    yield (f"{tag}-{layout}-kl_div-{reduction}", lambda ll=ll, p=probs, r=reduction:
+                           crossent.kl_div(ll, p, reduction=r, return_grad=True))
+                yield (f"{tag}-{layout}-kl_div-log_target", lambda ll=ll, lp=log_probs, s=sw:
+                       crossent.kl_div(ll, lp, log_target=True, sample_weight=s, return_grad=True))
             yield f"{tag}-broadcast-bce_logits", lambda z=z, y=y01: \
                 crossent.binary_cross_entropy_with_logits(np.broadcast_to(z[1], z.shape), y,
                                                           return_grad=True, reduction="none")
