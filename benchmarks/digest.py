@@ -13,6 +13,9 @@ outputs' bytes); the digest is the hash of the case hashes in order.
     python benchmarks/digest.py --check FILE         # exit 1 on any case that differs from FILE
 
 Both compiled backends and every SIMD variant must give the same digest.
+Some inputs are made with NumPy's own exp, whose last bits may depend on the
+CPU NumPy runs on: record the digest before a change on the machine that
+checks it after.
 """
 import argparse
 import hashlib
