@@ -314,43 +314,36 @@ CE_KERNELS(CE_PY_KERNEL_FUNCTION)
 
 /* ---- plain calls ---------------------------------------------------------------- */
 
-static PyObject *ce_py_recycled_empty;  /* crossent._outputs.empty */
-static Py_ssize_t ce_py_recycle_min_bytes = -1;
+static PyObject *ce_py_outputs;  /* crossent._outputs */
 
 /* A new float32/float64 result: crossent._outputs.empty (a recycled buffer)
- * from its size on, else a fresh array. */
+ * from its RECYCLE_MIN_BYTES on (read each time: the tests lower it), else a
+ * fresh array. */
 static PyArrayObject *ce_py_new_output(int ndim, const npy_intp *dims, int type_num)
 {
-    Py_ssize_t nbytes = type_num == NPY_FLOAT ? 4 : 8;
-    PyObject *shape, *result;
-    if (ce_py_recycle_min_bytes < 0) {
-        PyObject *outputs = PyImport_ImportModule("crossent._outputs"), *limit;
-        if (outputs == NULL)
-            return NULL;
-        ce_py_recycled_empty = PyObject_GetAttrString(outputs, "empty");
-        limit = PyObject_GetAttrString(outputs, "RECYCLE_MIN_BYTES");
-        Py_DECREF(outputs);
-        if (ce_py_recycled_empty == NULL || limit == NULL) {
-            Py_XDECREF(limit);
-            return NULL;
-        }
-        ce_py_recycle_min_bytes = PyLong_AsSsize_t(limit);
-        Py_DECREF(limit);
-        if (ce_py_recycle_min_bytes < 0)
-            return NULL;
-    }
+    Py_ssize_t nbytes = type_num == NPY_FLOAT ? 4 : 8, threshold;
+    PyObject *limit, *shape, *descr, *result;
+    if (ce_py_outputs == NULL && (ce_py_outputs = PyImport_ImportModule("crossent._outputs")) == NULL)
+        return NULL;
+    if ((limit = PyObject_GetAttrString(ce_py_outputs, "RECYCLE_MIN_BYTES")) == NULL)
+        return NULL;
+    threshold = PyLong_AsSsize_t(limit);
+    Py_DECREF(limit);
+    if (threshold == -1 && PyErr_Occurred())
+        return NULL;
     for (int d = 0; d < ndim; d++)
         nbytes *= dims[d];
-    if (nbytes < ce_py_recycle_min_bytes)
+    if (nbytes < threshold)
         return (PyArrayObject *)PyArray_EMPTY(ndim, (npy_intp *)dims, type_num, 0);
     shape = PyTuple_New(ndim);
     for (int d = 0; shape != NULL && d < ndim; d++)
         PyTuple_SET_ITEM(shape, d, PyLong_FromSsize_t(dims[d]));
     if (shape == NULL)
         return NULL;
-    result = PyObject_CallFunctionObjArgs(ce_py_recycled_empty, shape, (PyObject *)PyArray_DescrFromType(type_num),
-                                          NULL);
+    descr = (PyObject *)PyArray_DescrFromType(type_num);
+    result = PyObject_CallMethod(ce_py_outputs, "empty", "OO", shape, descr);
     Py_DECREF(shape);
+    Py_DECREF(descr);
     return (PyArrayObject *)result;
 }
 
@@ -632,16 +625,21 @@ static int ce_py_same_array_kind(PyObject *obj, PyArrayObject *like)
            && PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(like), PyArray_NDIM(like));
 }
 
-/* Probabilities in [0, 1] (NaN allowed): what the general path accepts. */
+/* Probabilities in [0, 1] (NaN allowed): what the general path accepts.
+ * One branch-free pass the vectoriser takes whole. */
 static int ce_py_probabilities(PyArrayObject *p, ptrdiff_t size)
 {
-    for (ptrdiff_t i = 0; i < size; i++) {
-        double v = PyArray_TYPE(p) == NPY_FLOAT ? ((const float *)PyArray_DATA(p))[i]
-                                                : ((const double *)PyArray_DATA(p))[i];
-        if (v < 0 || v > 1)
-            return 0;
+    int bad = 0;
+    if (PyArray_TYPE(p) == NPY_FLOAT) {
+        const float *v = (const float *)PyArray_DATA(p);
+        for (ptrdiff_t i = 0; i < size; i++)
+            bad |= (v[i] < 0) | (v[i] > 1);
+    } else {
+        const double *v = (const double *)PyArray_DATA(p);
+        for (ptrdiff_t i = 0; i < size; i++)
+            bad |= (v[i] < 0) | (v[i] > 1);
     }
-    return 1;
+    return !bad;
 }
 
 /* A binary loss or mse_loss without sample weights (so the mean divides by

@@ -1,6 +1,6 @@
 """Large outputs on recycled buffers (crossent._outputs): a buffer is taken
 again only when no view of it is alive, every output still holds its own
-results, and the facade and the Cython fast paths both use it."""
+results, and the general path and the compiled fast paths both use it."""
 import threading
 
 import numpy as np
@@ -28,8 +28,8 @@ def empty_pool():
 
 @pytest.fixture
 def small_threshold(monkeypatch):
-    """Recycle from 1 MiB on, for the facade's outputs (the Cython fast
-    paths keep the threshold read at import)."""
+    """Recycle from 1 MiB on, for every output (the compiled fast paths read
+    the threshold at each call)."""
     monkeypatch.setattr(_outputs, "RECYCLE_MIN_BYTES", SMALL)
 
 
@@ -85,7 +85,7 @@ def test_facade_outputs_are_recycled_and_keep_their_own_results(backend, small_t
     rng = np.random.default_rng(7)
     z = rng.normal(scale=3, size=(4096, 100)).astype(np.float32)  # 1.6 MB
     t = rng.integers(0, 100, size=4096)
-    weight = rng.uniform(0.5, 2, size=100)  # not the fast path
+    weight = rng.uniform(0.5, 2, size=100)
     expected = crossent.cross_entropy(z, t, weight=weight, return_grad=True, backend="numpy")
     loss, grad = crossent.cross_entropy(z, t, weight=weight, return_grad=True, backend=backend)
     kept = grad.copy()
