@@ -31,6 +31,20 @@ def general(function, *args, **kwargs):
         _api._fast_module = fast_module
 
 
+def spy_on_cython(monkeypatch, names):
+    """The list that each call of the Cython backend's functions ``names``
+    appends its name to (the calls still run)."""
+    from crossent import _backends
+    module = _backends.module("cython")
+    calls = []
+    for name in names:
+        def spy(*args, _name=name, _fast=getattr(module, name)):
+            calls.append(_name)
+            return _fast(*args)
+        monkeypatch.setattr(module, name, spy)
+    return calls
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 10), (300, 7), (5, 1000)])
 @pytest.mark.parametrize("options", [{}, {"reduction": "sum"}, {"label_smoothing": 0.2},
@@ -290,14 +304,8 @@ def test_unusual_nll_calls_leave_the_fast_path_with_the_same_answer(default_back
 
 @pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
 def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
-    from crossent import _backends
-    module = _backends.module("cython")
-    calls = []
-    for name in ("fast_softmax_xent_index", "fast_nll_index", "fast_bce_with_logits"):
-        def spy(*args, _name=name, _fast=getattr(module, name)):
-            calls.append(_name)
-            return _fast(*args)
-        monkeypatch.setattr(module, name, spy)
+    calls = spy_on_cython(monkeypatch, ("fast_softmax_xent_index", "fast_nll_index",
+                                        "fast_bce_with_logits"))
     z, t = np.zeros((2, 3), np.float32), np.array([0, 2])
     with crossent.use_backend("cython"):
         crossent.cross_entropy(z, t)
@@ -402,14 +410,7 @@ def test_elementwise_losses_fast_path_gives_the_general_bits(default_backend, na
 
 @pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
 def test_elementwise_calls_take_the_compiled_fast_path(monkeypatch):
-    from crossent import _backends
-    module = _backends.module("cython")
-    calls = []
-    for name in ("fast_bce_with_logits", "fast_bce", "fast_mse"):
-        def spy(*args, _name=name, _fast=getattr(module, name)):
-            calls.append(_name)
-            return _fast(*args)
-        monkeypatch.setattr(module, name, spy)
+    calls = spy_on_cython(monkeypatch, ("fast_bce_with_logits", "fast_bce", "fast_mse"))
     z = np.linspace(0.1, 0.9, 6).reshape(2, 3)
     with crossent.use_backend("cython"):
         crossent.binary_cross_entropy_with_logits(z, z, weight=z, pos_weight=np.ones(3))
