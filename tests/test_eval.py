@@ -13,7 +13,7 @@ import pytest
 
 import crossent
 from crossent import __main__ as cli
-from crossent import _eval
+from crossent import _eval, _readers
 
 MULTICLASS = ("cross_entropy", "categorical_cross_entropy", "nll_loss")
 ELEMENTWISE = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss")
@@ -199,7 +199,7 @@ def test_npz_with_one_array_needs_no_key(tmp_path):
 def test_compressed_member_is_streamed_not_loaded(tmp_path, monkeypatch):
     pred, target = inputs("cross_entropy", np.random.default_rng(10))
     np.savez_compressed(tmp_path / "d.npz", p=pred, t=target)
-    monkeypatch.setattr(_eval._StreamedNpy, "whole", lambda self: pytest.fail("loaded whole"))
+    monkeypatch.setattr(_readers.StreamedNpy, "whole", lambda self: pytest.fail("loaded whole"))
     report = _eval.evaluate_report("cross_entropy", f"{tmp_path}/d.npz:p", f"{tmp_path}/d.npz:t",
                                    chunk_rows=64)
     assert report.chunks == math.ceil(N_ROWS / 64)
@@ -216,7 +216,7 @@ def test_files_are_mapped_one_chunk_at_a_time(tmp_path, monkeypatch):
         lengths.append(length)
         return real_mmap(fileno, length, *args, **kwargs)
 
-    monkeypatch.setattr(_eval.mmap, "mmap", recording_mmap)
+    monkeypatch.setattr(_readers.mmap, "mmap", recording_mmap)
     crossent.evaluate("cross_entropy", save(tmp_path, "p", pred), save(tmp_path, "t", target),
                       chunk_rows=64)
     assert len(lengths) == 2 * math.ceil(N_ROWS / 64)

@@ -12,7 +12,7 @@ import sys
 COMMANDS = {
     "info": ("crossent._cli_info", "show the build: backends, SIMD variant, threads, flags"),
     "bench": ("crossent._bench", "time every loss on every backend against the NumPy reference"),
-    "eval": ("crossent._eval", "the loss of stored predictions (.npy/.npz), in bounded memory"),
+    "eval": ("crossent._cli_eval", "the loss of stored predictions (.npy/.npz), in bounded memory"),
     "demo": ("crossent._demo", "the founding note's experiment: MSE vs cross-entropy behind a sigmoid"),
 }
 

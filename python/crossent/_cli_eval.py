@@ -1,0 +1,70 @@
+"""``crossent eval``: the command line over :func:`crossent._eval.evaluate_report`."""
+import json
+import sys
+
+from . import _backends
+from ._eval import evaluate_report
+
+
+def add_arguments(parser):
+    parser.add_argument("loss", metavar="LOSS",
+                        help="a loss function's name, e.g. cross_entropy, "
+                             "binary_cross_entropy_with_logits, mse_loss")
+    parser.add_argument("pred", metavar="PRED", help="predictions: FILE.npy or FILE.npz:KEY")
+    parser.add_argument("target", metavar="TARGET", help="targets: FILE.npy or FILE.npz:KEY")
+    parser.add_argument("--weight", metavar="FILE",
+                        help="class weights (multiclass losses) or element-wise weights")
+    parser.add_argument("--sample-weight", metavar="FILE", help="one weight per sample")
+    parser.add_argument("--pos-weight", metavar="FILE",
+                        help="positive-class weights (binary_cross_entropy_with_logits)")
+    parser.add_argument("--ignore-index", type=int, metavar="INT",
+                        help="class index whose samples are ignored (default -100)")
+    parser.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
+    parser.add_argument("--reduction", choices=("mean", "sum", "batchmean"),
+                        help="default: the loss's own (batchmean for kl_div, else mean)")
+    parser.add_argument("--alpha", type=float, metavar="A", help="focal_loss's alpha")
+    parser.add_argument("--gamma", type=float, metavar="G", help="focal_loss's gamma")
+    parser.add_argument("--log-target", action="store_true", default=None,
+                        help="kl_div: TARGET holds log-probabilities")
+    parser.add_argument("--axis", type=int, metavar="INT",
+                        help="the class axis of PRED (default -1)")
+    parser.add_argument("--chunk-rows", type=int, metavar="N",
+                        help="rows per chunk (default: about 64 MiB of predictions)")
+    parser.add_argument("--threads", type=int, metavar="N", help="default: all cores")
+    parser.add_argument("--backend", choices=_backends.ORDER,
+                        help="default: the fastest available")
+    parser.add_argument("--json", action="store_true",
+                        help="print loss, samples, weight sum, dtype, backend, rows/s as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    options = {"weight": args.weight, "sample_weight": args.sample_weight,
+               "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
+               "label_smoothing": args.label_smoothing, "axis": args.axis,
+               "alpha": args.alpha, "gamma": args.gamma, "log_target": args.log_target}
+    try:
+        report = evaluate_report(args.loss, args.pred, args.target, reduction=args.reduction,
+                                 chunk_rows=args.chunk_rows, backend=args.backend,
+                                 n_threads=args.threads,
+                                 progress=not args.quiet and sys.stderr.isatty(), **options)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"crossent eval: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("crossent eval: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(_report_dict(report)))
+    else:
+        print(report.loss)
+    return 0
+
+
+def _report_dict(report):
+    return {"loss": float(report.loss), "reduction": report.reduction,
+            "samples": report.samples, "weight_sum": report.weight_sum, "dtype": report.dtype,
+            "backend": report.backend, "rows": report.rows, "chunks": report.chunks,
+            "seconds": report.seconds,
+            "rows_per_second": report.rows / report.seconds if report.seconds > 0 else None}
