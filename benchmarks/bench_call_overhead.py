@@ -46,6 +46,7 @@ def cases(x):
     ce, bce = crossent.cross_entropy, crossent.binary_cross_entropy
     bcel, nll = crossent.binary_cross_entropy_with_logits, crossent.nll_loss
     cat, mse = crossent.categorical_cross_entropy, crossent.mse_loss
+    focal, kl = crossent.focal_loss, crossent.kl_div
     weights = {"weight": x["class_weight"], "sample_weight": x["sample_weight"]}
     elem = {"weight": x["elem_weight"], "sample_weight": x["elem_weight"]}
     return [
@@ -68,6 +69,16 @@ def cases(x):
          lambda **kw: bce(x["p01"], x["y01"], return_grad=True, **elem, **kw)),
         ("mse_loss", "plain", lambda **kw: mse(z, x["y01"], return_grad=True, **kw)),
         ("mse_loss", "weights", lambda **kw: mse(z, x["y01"], return_grad=True, **elem, **kw)),
+        ("focal_loss", "plain", lambda **kw: focal(z, x["y01"], return_grad=True, **kw)),
+        ("focal_loss", "weights", lambda **kw: focal(z, x["y01"], return_grad=True, **elem, **kw)),
+        ("kl_div", "plain", lambda **kw: kl(x["log_probs"], x["soft"], return_grad=True, **kw)),
+        ("kl_div", "log_target+sum",
+         lambda **kw: kl(x["log_probs"], x["log_probs"], return_grad=True, log_target=True,
+                         reduction="sum", **kw)),
+        ("categorical_cross_entropy", "soft targets",
+         lambda **kw: cat(x["probs"], x["soft"], return_grad=True, **kw)),
+        ("cross_entropy", "soft+weights",
+         lambda **kw: ce(z, x["soft"], return_grad=True, **weights, **kw)),
         ("softmax", "plain", lambda **kw: crossent.softmax(z, **kw)),
         ("sigmoid", "plain", lambda **kw: crossent.sigmoid(z, **kw)),
     ]

@@ -266,7 +266,8 @@ ptrdiff_t ce_first_bad_target(const ce_operand *target, ptrdiff_t n_classes, ptr
     return -1;
 }
 
-/* Per row (double)cw[t] * (double)s, 0 when ignored, summed per block. */
+/* Per row (double)cw[t] * (double)s, 0 when ignored, summed per block;
+ * without targets (sample_weight_sum) the sum of (double)s. */
 static void ce_weight_sum_block(const ce_call *c, ptrdiff_t block, double *block_sum)
 {
     const ce_operand *target = &c->op[CE_TARGET], *s = &c->op[CE_SAMPLE_WEIGHT];
@@ -279,14 +280,16 @@ static void ce_weight_sum_block(const ce_call *c, ptrdiff_t block, double *block
         return;
     }
     for (ptrdiff_t i = 0; i < n; i++) {
-        ptrdiff_t t = ce_target_at(target, a, b);
-        weights[i] = 0.0;
-        if (t != c->opt.ignore_index) {
-            weights[i] = c->opt.class_weight != NULL ? c->opt.class_weight[t] : 1.0;
-            if (s->data != NULL) {
-                const char *p = ce_at2(s, a, b);
-                weights[i] *= s->itemsize == 4 ? (double)*(const float *)p : *(const double *)p;
-            }
+        int kept = 1;
+        weights[i] = 1.0;
+        if (target->data != NULL) {
+            ptrdiff_t t = ce_target_at(target, a, b);
+            kept = t != c->opt.ignore_index;
+            weights[i] = !kept ? 0.0 : c->opt.class_weight != NULL ? c->opt.class_weight[t] : 1.0;
+        }
+        if (kept && s->data != NULL) {
+            const char *p = ce_at2(s, a, b);
+            weights[i] *= s->itemsize == 4 ? (double)*(const float *)p : *(const double *)p;
         }
         if (++b == c->inner)
             b = 0, a++;
@@ -322,6 +325,7 @@ int ce_kernel_reduces(int kernel)
 
 int ce_call_plan(ce_call *c, int n_threads)
 {
+    const ce_operand *rows;
     ptrdiff_t n_blocks;
     c->shared_rows = 0;
     c->row_losses = NULL;
@@ -331,9 +335,10 @@ int ce_call_plan(ce_call *c, int n_threads)
         return c->f32 ? ce_plan_elementwise_f32(c, n_threads) : ce_plan_elementwise_f64(c, n_threads);
     case CE_ROWS:
         return c->f32 ? ce_plan_rows_f32(c, n_threads) : ce_plan_rows_f64(c, n_threads);
-    default: /* CE_WEIGHTS */
-        c->inner = c->op[CE_TARGET].shape[1];
-        c->n_rows = c->op[CE_TARGET].shape[0] * c->inner;
+    default: /* CE_WEIGHTS: rows of the targets, or of the sample weights */
+        rows = c->op[CE_TARGET].data != NULL ? &c->op[CE_TARGET] : &c->op[CE_SAMPLE_WEIGHT];
+        c->inner = rows->shape[1];
+        c->n_rows = rows->shape[0] * c->inner;
         n_blocks = ce_blocks_of(c->n_rows, CE_BLOCK_ROWS);
         c->n_units = n_blocks;
         c->work = c->n_rows;

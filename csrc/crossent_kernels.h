@@ -100,6 +100,9 @@ extern "C" {
       "grad_scale, n_threads, acc", CE_ROW_MATH)                                                \
     KERNEL(index_weight_sum, CE_WEIGHTS,                                                             \
       "target2, class_weight, sample_weight2?, ignore_index, n_threads, acc", CE_ROW_MATH)      \
+    KERNEL(sample_weight_sum, CE_WEIGHTS, "sample_weight2, n_threads, acc", CE_ROW_MATH)            \
+    KERNEL(elementwise_weight_sum, CE_ELEMENTS, "x2, weight2?, n_threads, acc",                     \
+      ce_weight_product_block, (CE_IN(X), CE_IN(WEIGHT), CE_IN(LOSSES), n))                     \
     KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)
 
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,

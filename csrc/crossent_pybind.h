@@ -433,100 +433,238 @@ static int ce_py_kernel_sample_weight(PyObject *obj, int type_num, ptrdiff_t n, 
     return 1;
 }
 
-/* The weight sum behind a weighted mean: the general path's index_weight_sum. */
-static int ce_py_index_weight_sum(const ce_call *loss, int n_threads, double *sum)
+/* A C-contiguous array as (rows, cols), cols its last axis; NULL: absent.
+ * pos_weight (cols,) is the same view with a zero row stride. */
+static void ce_py_view_matrix(PyObject *obj, ptrdiff_t rows, ptrdiff_t cols, int broadcast_rows,
+                              ce_operand *op)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    ptrdiff_t itemsize;
+    memset(op, 0, sizeof(*op));
+    if (obj == NULL || obj == Py_None)
+        return;
+    itemsize = PyArray_ITEMSIZE(a);
+    op->data = PyArray_BYTES(a);
+    op->itemsize = (int)itemsize;
+    op->shape[0] = rows;
+    op->shape[1] = cols;
+    op->strides[0] = broadcast_rows ? 0 : cols * itemsize;
+    op->strides[1] = itemsize;
+}
+
+static int ce_py_same_array_kind(PyObject *obj, PyArrayObject *like)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    return ce_py_plain_array(obj, -1) && PyArray_TYPE(a) == PyArray_TYPE(like)
+           && PyArray_NDIM(a) == PyArray_NDIM(like)
+           && PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(like), PyArray_NDIM(like));
+}
+
+/* Probabilities in [0, 1] (NaN allowed): what the general path accepts.
+ * One branch-free pass the vectoriser takes whole. */
+static int ce_py_probabilities(PyArrayObject *p, ptrdiff_t size)
+{
+    int bad = 0;
+    if (PyArray_TYPE(p) == NPY_FLOAT) {
+        const float *v = (const float *)PyArray_DATA(p);
+        for (ptrdiff_t i = 0; i < size; i++)
+            bad |= (v[i] < 0) | (v[i] > 1);
+    } else {
+        const double *v = (const double *)PyArray_DATA(p);
+        for (ptrdiff_t i = 0; i < size; i++)
+            bad |= (v[i] < 0) | (v[i] > 1);
+    }
+    return !bad;
+}
+
+static int ce_py_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs == expected)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments", name, expected);
+    return -1;
+}
+
+/* The kernel named by `name` (a str), or -1 with ValueError. */
+static int ce_py_kernel_id(PyObject *name, const char *caller)
+{
+    const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    for (int k = 0; text != NULL && k < CE_N_KERNELS; k++)
+        if (strcmp(text, ce_kernel_names[k]) == 0)
+            return k;
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "%s(): no kernel %R", caller, name);
+    return -1;
+}
+
+/* The float scalars of a fast call; -1 with a Python error. */
+static int ce_py_doubles(PyObject *const *args, int n, double *values)
+{
+    for (int i = 0; i < n; i++)
+        if ((values[i] = PyFloat_AsDouble(args[i])) == -1.0 && PyErr_Occurred())
+            return -1;
+    return 0;
+}
+
+/* mean, return_grad and n_threads, the last three arguments of a fast call. */
+static int ce_py_call_flags(PyObject *const *args, int *mean, int *return_grad, int *n_threads)
+{
+    *mean = PyObject_IsTrue(args[0]);
+    *return_grad = PyObject_IsTrue(args[1]);
+    if (*mean < 0 || *return_grad < 0)
+        return -1;
+    return ce_py_threads_arg(args[2], n_threads);
+}
+
+/* The sum behind a weighted mean, run as the general path runs it. */
+static int ce_py_weight_sum(int kernel, const ce_call *loss, const ce_operand *x, const ce_operand *w,
+                            int n_threads, double *sum)
 {
     ce_call c;
     memset(&c, 0, sizeof(c));
-    c.kernel = CE_K_index_weight_sum;
-    c.op[CE_TARGET] = loss->op[CE_TARGET];
-    c.op[CE_SAMPLE_WEIGHT] = loss->op[CE_SAMPLE_WEIGHT];
+    c.kernel = kernel;
+    c.f32 = loss->f32;
     c.opt = loss->opt;
+    if (kernel == CE_K_index_weight_sum) {
+        c.op[CE_TARGET] = loss->op[CE_TARGET];
+        c.op[CE_SAMPLE_WEIGHT] = loss->op[CE_SAMPLE_WEIGHT];
+    } else if (kernel == CE_K_sample_weight_sum) {
+        c.op[CE_SAMPLE_WEIGHT] = *x;
+    } else {
+        c.op[CE_X] = *x;
+        if (w != NULL)
+            c.op[CE_WEIGHT] = *w;
+    }
     *sum = 0.0;
     return ce_py_execute(&c, n_threads, sum);
 }
 
-/* fast_softmax_xent_index(z, t, class_weight, sample_weight, ignore_index, label_smoothing,
- *                         mean, return_grad, n_threads)
- * fast_nll_index(z, t, class_weight, sample_weight, ignore_index, mean, return_grad, n_threads) */
-static PyObject *ce_py_fast_index_loss(int kernel, PyObject *const *args, Py_ssize_t nargs)
+/* A row loss's operands and options are in c; computes the mean's
+ * denominator (when `mean`), runs it and returns loss or (loss, grad).
+ * None when the denominator is 0: the general path applies the 0/0 rule. */
+static PyObject *ce_py_run_row_loss(ce_call *c, PyArrayObject *z, int type_num, int mean, int return_grad,
+                                    int n_threads, double denominator)
 {
-    int smoothing = kernel == CE_K_softmax_xent_index, type_num, label_type, mean, return_grad, n_threads;
-    PyObject *z = args[0], *t = args[1];
     PyArrayObject *grad = NULL;
-    ce_call c;
-    ptrdiff_t n, kept;
-    double total = 0.0, denominator = 1.0, label_smoothing = 0.0;
-    Py_ssize_t ignore_index;
-    if (nargs != 8 + smoothing) {
-        PyErr_Format(PyExc_TypeError, "fast_%s() takes %d positional arguments", ce_kernel_names[kernel],
-                     8 + smoothing);
-        return NULL;
-    }
-    ignore_index = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
-    if (ignore_index == -1 && PyErr_Occurred())
-        return NULL;
-    if (smoothing && (label_smoothing = PyFloat_AsDouble(args[5])) == -1.0 && PyErr_Occurred())
-        return NULL;
-    mean = PyObject_IsTrue(args[5 + smoothing]);
-    return_grad = PyObject_IsTrue(args[6 + smoothing]);
-    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(args[7 + smoothing], &n_threads) < 0)
-        return NULL;
-    if (!ce_py_plain_array(z, 2) || !ce_py_plain_array(t, 1)
-        || (type_num = ce_py_float_type(z)) == NPY_NOTYPE || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+    double total = 0.0;
+    if (mean && denominator == 0)
         Py_RETURN_NONE;
-    label_type = PyArray_TYPE((PyArrayObject *)t);
-    n = PyArray_DIM((PyArrayObject *)z, 0);
-    if ((label_type != NPY_INT32 && label_type != NPY_INT64) || n == 0
-        || PyArray_DIM((PyArrayObject *)z, 1) == 0 || PyArray_DIM((PyArrayObject *)t, 0) != n)
-        Py_RETURN_NONE;
-    memset(&c, 0, sizeof(c));
-    c.kernel = kernel;
-    c.f32 = type_num == NPY_FLOAT;
-    ce_py_view_rows((PyArrayObject *)z, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_X]);
-    ce_py_view_rows((PyArrayObject *)t, n, 0, &c.op[CE_TARGET]);
-    if (!ce_py_kernel_class_weight(args[2], c.op[CE_X].shape[2], &c.opt.class_weight)
-        || !ce_py_kernel_sample_weight(args[3], type_num, n, &c.op[CE_SAMPLE_WEIGHT]))
-        Py_RETURN_NONE;
-    if (ce_first_bad_target(&c.op[CE_TARGET], c.op[CE_X].shape[2], ignore_index, &kept) >= 0)
-        Py_RETURN_NONE;
-    c.opt.ignore_index = ignore_index;
-    c.opt.label_smoothing = label_smoothing;
-    if (mean) {
-        /* Without weights the weight sum is the count of rows kept, exact in
-         * float64.  A zero sum (every row ignored) takes the general path,
-         * which applies the mean's 0/0 rule. */
-        if (c.opt.class_weight == NULL && c.op[CE_SAMPLE_WEIGHT].data == NULL)
-            denominator = (double)kept;
-        else if (ce_py_index_weight_sum(&c, n_threads, &denominator) != CE_OK)
-            return ce_py_no_memory();
-        if (denominator == 0)
-            Py_RETURN_NONE;
-    }
+    if (!mean)
+        denominator = 1.0;
     if (return_grad) {
-        grad = ce_py_new_output(2, PyArray_DIMS((PyArrayObject *)z), type_num);
+        grad = ce_py_new_output(2, PyArray_DIMS(z), type_num);
         if (grad == NULL)
             return NULL;
-        ce_py_view_rows(grad, n, PyArray_DIM(grad, 1), &c.op[CE_OUT]);
+        ce_py_view_rows(grad, PyArray_DIM(grad, 0), PyArray_DIM(grad, 1), &c->op[CE_OUT]);
     }
-    c.opt.grad_scale = 1.0 / denominator;
-    if (ce_py_execute(&c, n_threads, &total) != CE_OK) {
+    c->opt.grad_scale = 1.0 / denominator;
+    if (ce_py_execute(c, n_threads, &total) != CE_OK) {
         Py_XDECREF(grad);
         return ce_py_no_memory();
     }
     return ce_py_loss_result(mean ? total / denominator : total, type_num, grad);
 }
 
-static PyObject *ce_py_fast_softmax_xent_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The (n, C) predictions of a row loss: C-contiguous float32/float64 with
+ * n, C > 0 (categorical losses: probabilities). NPY_NOTYPE: something else. */
+static int ce_py_row_predictions(int kernel, PyObject *z)
 {
-    (void)self;
-    return ce_py_fast_index_loss(CE_K_softmax_xent_index, args, nargs);
+    int type_num;
+    if (!ce_py_plain_array(z, 2) || (type_num = ce_py_float_type(z)) == NPY_NOTYPE
+        || PyArray_DIM((PyArrayObject *)z, 0) == 0 || PyArray_DIM((PyArrayObject *)z, 1) == 0)
+        return NPY_NOTYPE;
+    if ((kernel == CE_K_categorical_xent_index || kernel == CE_K_categorical_xent_soft)
+        && !ce_py_probabilities((PyArrayObject *)z, PyArray_SIZE((PyArrayObject *)z)))
+        return NPY_NOTYPE;
+    return type_num;
 }
 
-static PyObject *ce_py_fast_nll_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* fast_index_loss(kernel, z, t, class_weight, sample_weight, ignore_index, label_smoothing,
+ *                 mean, return_grad, n_threads): kernel softmax_xent_index,
+ * categorical_xent_index or nll_index (which ignores label_smoothing). */
+static PyObject *ce_py_fast_index_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    PyObject *z = args[1], *t = args[2];
+    int kernel, type_num, label_type, mean, return_grad, n_threads;
+    ce_call c;
+    ptrdiff_t n, kept;
+    double denominator = 0.0, label_smoothing;
+    Py_ssize_t ignore_index;
     (void)self;
-    return ce_py_fast_index_loss(CE_K_nll_index, args, nargs);
+    if (ce_py_nargs("fast_index_loss", nargs, 10) < 0 || (kernel = ce_py_kernel_id(args[0], "fast_index_loss")) < 0)
+        return NULL;
+    if (kernel != CE_K_softmax_xent_index && kernel != CE_K_categorical_xent_index && kernel != CE_K_nll_index) {
+        PyErr_Format(PyExc_ValueError, "fast_index_loss(): %R is not an index loss", args[0]);
+        return NULL;
+    }
+    if ((ignore_index = PyNumber_AsSsize_t(args[5], PyExc_OverflowError)) == -1 && PyErr_Occurred())
+        return NULL;
+    if (ce_py_doubles(args + 6, 1, &label_smoothing) < 0 || ce_py_call_flags(args + 7, &mean, &return_grad, &n_threads) < 0)
+        return NULL;
+    if ((type_num = ce_py_row_predictions(kernel, z)) == NPY_NOTYPE || !ce_py_plain_array(t, 1)
+        || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        Py_RETURN_NONE;
+    label_type = PyArray_TYPE((PyArrayObject *)t);
+    n = PyArray_DIM((PyArrayObject *)z, 0);
+    if ((label_type != NPY_INT32 && label_type != NPY_INT64) || PyArray_DIM((PyArrayObject *)t, 0) != n)
+        Py_RETURN_NONE;
+    memset(&c, 0, sizeof(c));
+    c.kernel = kernel;
+    c.f32 = type_num == NPY_FLOAT;
+    ce_py_view_rows((PyArrayObject *)z, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_X]);
+    ce_py_view_rows((PyArrayObject *)t, n, 0, &c.op[CE_TARGET]);
+    if (!ce_py_kernel_class_weight(args[3], c.op[CE_X].shape[2], &c.opt.class_weight)
+        || !ce_py_kernel_sample_weight(args[4], type_num, n, &c.op[CE_SAMPLE_WEIGHT]))
+        Py_RETURN_NONE;
+    if (ce_first_bad_target(&c.op[CE_TARGET], c.op[CE_X].shape[2], ignore_index, &kept) >= 0)
+        Py_RETURN_NONE;
+    c.opt.ignore_index = ignore_index;
+    c.opt.label_smoothing = kernel == CE_K_nll_index ? 0.0 : label_smoothing;
+    /* Without weights the weight sum is the count of rows kept, exact in float64. */
+    if (mean && c.opt.class_weight == NULL && c.op[CE_SAMPLE_WEIGHT].data == NULL)
+        denominator = (double)kept;
+    else if (mean && ce_py_weight_sum(CE_K_index_weight_sum, &c, NULL, NULL, n_threads, &denominator) != CE_OK)
+        return ce_py_no_memory();
+    return ce_py_run_row_loss(&c, (PyArrayObject *)z, type_num, mean, return_grad, n_threads, denominator);
+}
+
+/* fast_soft_loss(kernel, z, y, class_weight, sample_weight, label_smoothing, mean, return_grad,
+ *                n_threads): kernel softmax_xent_soft or categorical_xent_soft. */
+static PyObject *ce_py_fast_soft_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *z = args[1], *y = args[2];
+    int kernel, type_num, mean, return_grad, n_threads;
+    ce_call c;
+    ptrdiff_t n;
+    double denominator = 0.0, label_smoothing;
+    (void)self;
+    if (ce_py_nargs("fast_soft_loss", nargs, 9) < 0 || (kernel = ce_py_kernel_id(args[0], "fast_soft_loss")) < 0)
+        return NULL;
+    if (kernel != CE_K_softmax_xent_soft && kernel != CE_K_categorical_xent_soft) {
+        PyErr_Format(PyExc_ValueError, "fast_soft_loss(): %R is not a soft-target loss", args[0]);
+        return NULL;
+    }
+    if (ce_py_doubles(args + 5, 1, &label_smoothing) < 0 || ce_py_call_flags(args + 6, &mean, &return_grad, &n_threads) < 0)
+        return NULL;
+    if ((type_num = ce_py_row_predictions(kernel, z)) == NPY_NOTYPE || !ce_py_same_array_kind(y, (PyArrayObject *)z)
+        || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        Py_RETURN_NONE;
+    n = PyArray_DIM((PyArrayObject *)z, 0);
+    memset(&c, 0, sizeof(c));
+    c.kernel = kernel;
+    c.f32 = type_num == NPY_FLOAT;
+    ce_py_view_rows((PyArrayObject *)z, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_X]);
+    ce_py_view_rows((PyArrayObject *)y, n, PyArray_DIM((PyArrayObject *)z, 1), &c.op[CE_Y]);
+    if (!ce_py_kernel_class_weight(args[3], c.op[CE_X].shape[2], &c.opt.class_weight)
+        || !ce_py_kernel_sample_weight(args[4], type_num, n, &c.op[CE_SAMPLE_WEIGHT]))
+        Py_RETURN_NONE;
+    c.opt.label_smoothing = label_smoothing;
+    if (mean && c.op[CE_SAMPLE_WEIGHT].data == NULL)
+        denominator = (double)n;
+    else if (mean && ce_py_weight_sum(CE_K_sample_weight_sum, &c, &c.op[CE_SAMPLE_WEIGHT], NULL, n_threads,
+                                      &denominator) != CE_OK)
+        return ce_py_no_memory();
+    return ce_py_run_row_loss(&c, (PyArrayObject *)z, type_num, mean, return_grad, n_threads, denominator);
 }
 
 /* A new result as the facade returns it: a NumPy scalar for 0-d. */
@@ -598,91 +736,86 @@ static PyObject *ce_py_fast_activation(PyObject *self, PyObject *const *args, Py
     return ce_py_array_result(result);
 }
 
-/* A C-contiguous array as (rows, cols), cols its last axis; NULL: absent.
- * pos_weight (cols,) is the same view with a zero row stride. */
-static void ce_py_view_matrix(PyObject *obj, ptrdiff_t rows, ptrdiff_t cols, int broadcast_rows,
-                              ce_operand *op)
-{
-    PyArrayObject *a = (PyArrayObject *)obj;
-    ptrdiff_t itemsize;
-    memset(op, 0, sizeof(*op));
-    if (obj == NULL || obj == Py_None)
-        return;
-    itemsize = PyArray_ITEMSIZE(a);
-    op->data = PyArray_BYTES(a);
-    op->itemsize = (int)itemsize;
-    op->shape[0] = rows;
-    op->shape[1] = cols;
-    op->strides[0] = broadcast_rows ? 0 : cols * itemsize;
-    op->strides[1] = itemsize;
-}
+/* What the mean of an elementwise loss divides by (the general path's
+ * rules, _validate.elementwise_plan and kl_div's plan). */
+enum ce_py_divisor {
+    CE_DIVIDE_NOTHING,        /* reduction "sum" */
+    CE_DIVIDE_SAMPLE_WEIGHT,  /* Σ sample_weight; the element count without it */
+    CE_DIVIDE_WEIGHTS,        /* Σ sample_weight·weight (mse_loss, as PyTorch) */
+    CE_DIVIDE_ROWS            /* the rows: kl_div's "batchmean" along the last axis */
+};
 
-static int ce_py_same_array_kind(PyObject *obj, PyArrayObject *like)
+/* fast_elementwise(kernel, x, y, weight, pos_weight, sample_weight, label_smoothing, alpha,
+ *                  gamma, log_target, divisor, return_grad, n_threads)
+ * An elementwise loss of C-contiguous arrays of one dtype and shape (pos_weight:
+ * the last axis), divided as `divisor` says.  Each kernel reads the options it
+ * takes and ignores the others. */
+static PyObject *ce_py_fast_elementwise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyArrayObject *a = (PyArrayObject *)obj;
-    return ce_py_plain_array(obj, -1) && PyArray_TYPE(a) == PyArray_TYPE(like)
-           && PyArray_NDIM(a) == PyArray_NDIM(like)
-           && PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(like), PyArray_NDIM(like));
-}
-
-/* Probabilities in [0, 1] (NaN allowed): what the general path accepts.
- * One branch-free pass the vectoriser takes whole. */
-static int ce_py_probabilities(PyArrayObject *p, ptrdiff_t size)
-{
-    int bad = 0;
-    if (PyArray_TYPE(p) == NPY_FLOAT) {
-        const float *v = (const float *)PyArray_DATA(p);
-        for (ptrdiff_t i = 0; i < size; i++)
-            bad |= (v[i] < 0) | (v[i] > 1);
-    } else {
-        const double *v = (const double *)PyArray_DATA(p);
-        for (ptrdiff_t i = 0; i < size; i++)
-            bad |= (v[i] < 0) | (v[i] > 1);
-    }
-    return !bad;
-}
-
-/* A binary loss or mse_loss without sample weights (so the mean divides by
- * the element count), of C-contiguous arrays of one dtype and shape;
- * weight None or of that shape, pos_weight None or (last axis,). */
-static PyObject *ce_py_fast_elementwise_loss(int kernel, PyObject *z, PyObject *y, PyObject *weight,
-                                             PyObject *pos_weight, PyObject *const *scalars)
-{
-    PyArrayObject *za = (PyArrayObject *)z, *grad = NULL;
-    int type_num, ndim, mean, return_grad, n_threads;
+    PyObject *x = args[1], *y = args[2], *weight = args[3], *pos_weight = args[4], *sample_weight = args[5];
+    PyArrayObject *xa = (PyArrayObject *)x, *grad = NULL;
+    int kernel, type_num, ndim, log_target, return_grad, n_threads;
+    long divisor;
     ptrdiff_t size, cols;
-    double label_smoothing = 0.0, total = 0.0;
+    double options[3], total = 0.0, denominator = 1.0;
+    ce_operand *sum_of = NULL, *times = NULL;
     ce_call c;
-    if (kernel == CE_K_bce_with_logits
-        && (label_smoothing = PyFloat_AsDouble(*scalars++)) == -1.0 && PyErr_Occurred())
+    (void)self;
+    if (ce_py_nargs("fast_elementwise", nargs, 13) < 0 || (kernel = ce_py_kernel_id(args[0], "fast_elementwise")) < 0)
         return NULL;
-    mean = PyObject_IsTrue(scalars[0]);
-    return_grad = PyObject_IsTrue(scalars[1]);
-    if (mean < 0 || return_grad < 0 || ce_py_threads_arg(scalars[2], &n_threads) < 0)
+    if (ce_kernel_over[kernel] != CE_ELEMENTS || !ce_kernel_reduces(kernel)) {
+        PyErr_Format(PyExc_ValueError, "fast_elementwise(): %R is not an elementwise loss", args[0]);
         return NULL;
-    if (!ce_py_plain_array(z, -1) || (type_num = ce_py_float_type(z)) == NPY_NOTYPE
-        || !ce_py_same_array_kind(y, za) || (size = PyArray_SIZE(za)) == 0
-        || !(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+    }
+    if (ce_py_doubles(args + 6, 3, options) < 0 || (log_target = PyObject_IsTrue(args[9])) < 0
+        || ((divisor = PyLong_AsLong(args[10])) == -1 && PyErr_Occurred())
+        || (return_grad = PyObject_IsTrue(args[11])) < 0 || ce_py_threads_arg(args[12], &n_threads) < 0)
+        return NULL;
+    if (!ce_py_plain_array(x, -1) || (type_num = ce_py_float_type(x)) == NPY_NOTYPE
+        || !ce_py_same_array_kind(y, xa) || (size = PyArray_SIZE(xa)) == 0
+        || !(options[0] >= 0.0 && options[0] <= 1.0) || !isfinite(options[1])
+        || !(options[2] >= 0.0 && isfinite(options[2])))
         Py_RETURN_NONE;
-    ndim = PyArray_NDIM(za);
-    cols = ndim ? PyArray_DIM(za, ndim - 1) : 1;
-    if ((weight != Py_None && !ce_py_same_array_kind(weight, za))
+    ndim = PyArray_NDIM(xa);
+    cols = ndim ? PyArray_DIM(xa, ndim - 1) : 1;
+    if ((weight != Py_None && !ce_py_same_array_kind(weight, xa))
+        || (sample_weight != Py_None && !ce_py_same_array_kind(sample_weight, xa))
         || (pos_weight != Py_None
             && (!ce_py_plain_array(pos_weight, 1) || PyArray_TYPE((PyArrayObject *)pos_weight) != type_num
                 || PyArray_DIM((PyArrayObject *)pos_weight, 0) != cols))
-        || (kernel == CE_K_bce && !ce_py_probabilities(za, size)))
+        || (divisor == CE_DIVIDE_ROWS && (ndim == 0 || sample_weight != Py_None))
+        || (kernel == CE_K_bce && !ce_py_probabilities(xa, size))
+        || (kernel == CE_K_focal && !ce_py_probabilities((PyArrayObject *)y, size)))
         Py_RETURN_NONE;
     memset(&c, 0, sizeof(c));
     c.kernel = kernel;
     c.f32 = type_num == NPY_FLOAT;
-    c.opt.label_smoothing = label_smoothing;
-    c.opt.grad_scale = mean ? 1.0 / (double)size : 1.0;
-    ce_py_view_matrix(z, size / cols, cols, 0, &c.op[CE_X]);
+    c.opt.label_smoothing = options[0];
+    c.opt.alpha = options[1];
+    c.opt.gamma = options[2];
+    c.opt.log_target = log_target;
+    ce_py_view_matrix(x, size / cols, cols, 0, &c.op[CE_X]);
     ce_py_view_matrix(y, size / cols, cols, 0, &c.op[CE_Y]);
     ce_py_view_matrix(weight, size / cols, cols, 0, &c.op[CE_WEIGHT]);
     ce_py_view_matrix(pos_weight, size / cols, cols, 1, &c.op[CE_POS_WEIGHT]);
+    ce_py_view_matrix(sample_weight, size / cols, cols, 0, &c.op[CE_SAMPLE_WEIGHT]);
+    if (divisor == CE_DIVIDE_ROWS) {
+        denominator = (double)(size / cols);
+    } else if (divisor != CE_DIVIDE_NOTHING) {
+        if (c.op[CE_SAMPLE_WEIGHT].data != NULL)
+            sum_of = &c.op[CE_SAMPLE_WEIGHT];
+        if (divisor == CE_DIVIDE_WEIGHTS && c.op[CE_WEIGHT].data != NULL)
+            *(sum_of == NULL ? &sum_of : &times) = &c.op[CE_WEIGHT];
+        denominator = (double)size;
+        if (sum_of != NULL
+            && ce_py_weight_sum(CE_K_elementwise_weight_sum, &c, sum_of, times, n_threads, &denominator) != CE_OK)
+            return ce_py_no_memory();
+        if (denominator == 0)  /* the general path applies the mean's 0/0 rule */
+            Py_RETURN_NONE;
+    }
+    c.opt.grad_scale = 1.0 / denominator;
     if (return_grad) {
-        if ((grad = ce_py_new_output(ndim, PyArray_DIMS(za), type_num)) == NULL)
+        if ((grad = ce_py_new_output(ndim, PyArray_DIMS(xa), type_num)) == NULL)
             return NULL;
         ce_py_view_matrix((PyObject *)grad, size / cols, cols, 0, &c.op[CE_OUT]);
     }
@@ -690,43 +823,7 @@ static PyObject *ce_py_fast_elementwise_loss(int kernel, PyObject *z, PyObject *
         Py_XDECREF(grad);
         return ce_py_no_memory();
     }
-    return ce_py_loss_result(mean ? total / (double)size : total, type_num, grad);
-}
-
-static int ce_py_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
-{
-    if (nargs == expected)
-        return 0;
-    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments", name, expected);
-    return -1;
-}
-
-/* fast_bce_with_logits(z, y, weight, pos_weight, label_smoothing, mean, return_grad, n_threads) */
-static PyObject *ce_py_fast_bce_with_logits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (ce_py_nargs("fast_bce_with_logits", nargs, 8) < 0)
-        return NULL;
-    return ce_py_fast_elementwise_loss(CE_K_bce_with_logits, args[0], args[1], args[2], args[3], args + 4);
-}
-
-/* fast_bce(p, y, weight, mean, return_grad, n_threads) */
-static PyObject *ce_py_fast_bce(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (ce_py_nargs("fast_bce", nargs, 6) < 0)
-        return NULL;
-    return ce_py_fast_elementwise_loss(CE_K_bce, args[0], args[1], args[2], Py_None, args + 3);
-}
-
-/* fast_mse(x, t, mean, return_grad, n_threads): no weights (they would
- * enter the mean's denominator). */
-static PyObject *ce_py_fast_mse(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (ce_py_nargs("fast_mse", nargs, 5) < 0)
-        return NULL;
-    return ce_py_fast_elementwise_loss(CE_K_mse, args[0], args[1], Py_None, Py_None, args + 2);
+    return ce_py_loss_result(total / denominator, type_num, grad);
 }
 
 /* ---- module-level helpers ---------------------------------------------------------- */
@@ -775,23 +872,19 @@ static PyObject *ce_py_set_simd(PyObject *self, PyObject *variant)
 
 static PyMethodDef ce_py_methods[] = {
     CE_KERNELS(CE_PY_KERNEL_METHOD)
-    CE_PY_METHOD(fast_softmax_xent_index,
-                 "fast_softmax_xent_index(z, t, class_weight, sample_weight, ignore_index, label_smoothing, "
-                 "mean, return_grad, n_threads)\n\n"
-                 "A cross_entropy(z, t, ...) in one call, or None (docs/kernels.md)."),
-    CE_PY_METHOD(fast_nll_index,
-                 "fast_nll_index(z, t, class_weight, sample_weight, ignore_index, mean, return_grad, "
-                 "n_threads)\n\nA nll_loss(x, t, ...) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_index_loss,
+                 "fast_index_loss(kernel, z, t, class_weight, sample_weight, ignore_index, label_smoothing, "
+                 "mean, return_grad, n_threads)\n\nAn index-target row loss in one call, or None "
+                 "(docs/kernels.md)."),
+    CE_PY_METHOD(fast_soft_loss,
+                 "fast_soft_loss(kernel, z, y, class_weight, sample_weight, label_smoothing, mean, "
+                 "return_grad, n_threads)\n\nA soft-target row loss in one call, or None (docs/kernels.md)."),
     CE_PY_METHOD(fast_activation, "fast_activation(name, z, n_threads)\n\n"
                                   "A plain activation of z along its last axis, or None (docs/kernels.md)."),
-    CE_PY_METHOD(fast_bce_with_logits,
-                 "fast_bce_with_logits(z, y, weight, pos_weight, label_smoothing, mean, return_grad, "
-                 "n_threads)\n\nA binary_cross_entropy_with_logits(z, y, ...) in one call, or None "
-                 "(docs/kernels.md)."),
-    CE_PY_METHOD(fast_bce, "fast_bce(p, y, weight, mean, return_grad, n_threads)\n\n"
-                           "A binary_cross_entropy(p, y, ...) in one call, or None (docs/kernels.md)."),
-    CE_PY_METHOD(fast_mse, "fast_mse(x, t, mean, return_grad, n_threads)\n\n"
-                           "A plain mse_loss(x, t) in one call, or None (docs/kernels.md)."),
+    CE_PY_METHOD(fast_elementwise,
+                 "fast_elementwise(kernel, x, y, weight, pos_weight, sample_weight, label_smoothing, alpha, "
+                 "gamma, log_target, divisor, return_grad, n_threads)\n\nAn elementwise loss in one call, "
+                 "or None (docs/kernels.md)."),
     {"info", ce_py_info, METH_NOARGS,
      "info()\n--\n\nThe SIMD variant in use and those available, OpenMP, build flags, threads, binding."},
     {"set_simd", ce_py_set_simd, METH_O,

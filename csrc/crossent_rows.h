@@ -113,6 +113,8 @@ const char *ce_simd_available(void);
       (const CE_REAL *x, const CE_REAL *t, const CE_REAL *w, const CE_REAL *s, int log_target,        \
        CE_REAL *loss, CE_REAL *grad, double grad_scale, ptrdiff_t n),                             \
       (x, t, w, s, log_target, loss, grad, grad_scale, n))                                        \
+    X(void, ce_weight_product_block, (const CE_REAL *x, const CE_REAL *w, CE_REAL *out, ptrdiff_t n), \
+      (x, w, out, n))                                                                             \
     X(double, ce_row_max, (const CE_REAL *z, ptrdiff_t n), (z, n))                                \
     X(CE_REAL, ce_row_logsumexp, (const CE_REAL *z, ptrdiff_t n), (z, n))                         \
     X(void, ce_softmax_row, (const CE_REAL *z, CE_REAL *out, ptrdiff_t n), (z, out, n))           \

@@ -429,6 +429,15 @@ static void CE_FN(ce_mse_block)(const CE_REAL *x, const CE_REAL *t, const CE_REA
     CE_FN(apply_weights)(w, s, loss, grad, grad_scale, n);
 }
 
+/* out = x * w (x without w), in the operands' dtype: the terms of a mean's
+ * denominator (sample weights, times mse_loss's element weights), which the
+ * elementwise_weight_sum kernel sums as it sums losses. */
+static void CE_FN(ce_weight_product_block)(const CE_REAL *x, const CE_REAL *w, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = w == NULL ? x[i] : x[i] * w[i];
+}
+
 /* One element of the binary focal loss from logits (docs/math.md section 8):
  *   l = alpha_t * ce * q^gamma,  q = 1 - p_t = (1-y) sigmoid(z) + y sigmoid(-z),
  *   dl/dz = alpha_t * q^gamma * (sigmoid(z) - y + gamma (1-2y) ce ratio),

@@ -39,7 +39,8 @@ def spy_on_cython(monkeypatch, names):
     calls = []
     for name in names:
         def spy(*args, _name=name, _fast=getattr(module, name)):
-            calls.append(_name)
+            # the one-call entries taking a kernel's name are told apart by it
+            calls.append(f"{_name}({args[0]})" if isinstance(args[0], str) else _name)
             return _fast(*args)
         monkeypatch.setattr(module, name, spy)
     return calls
@@ -304,8 +305,7 @@ def test_unusual_nll_calls_leave_the_fast_path_with_the_same_answer(default_back
 
 @pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
 def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
-    calls = spy_on_cython(monkeypatch, ("fast_softmax_xent_index", "fast_nll_index",
-                                        "fast_bce_with_logits"))
+    calls = spy_on_cython(monkeypatch, ("fast_index_loss", "fast_elementwise"))
     z, t = np.zeros((2, 3), np.float32), np.array([0, 2])
     with crossent.use_backend("cython"):
         crossent.cross_entropy(z, t)
@@ -316,8 +316,9 @@ def test_plain_loss_calls_take_the_compiled_fast_path(monkeypatch):
         crossent.binary_cross_entropy_with_logits(z, z, sample_weight=np.ones(3))   # general
     with crossent.use_backend("c"):
         crossent.cross_entropy(z, t, backend="cython")
-    assert calls == ["fast_softmax_xent_index", "fast_nll_index", "fast_nll_index",
-                     "fast_softmax_xent_index", "fast_bce_with_logits", "fast_softmax_xent_index"]
+    ce, nll = "fast_index_loss(softmax_xent_index)", "fast_index_loss(nll_index)"
+    assert calls == [ce, nll, nll, ce, "fast_elementwise(bce_with_logits)",
+                     "fast_elementwise(bce_with_logits)", ce]
 
 
 @pytest.mark.parametrize("weight, sample_weight", [
@@ -382,23 +383,33 @@ def test_axis_none_takes_every_entry_as_one_row(default_backend, name, layout):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(), (1, 10), (300, 7), (5000,)])
-@pytest.mark.parametrize("case", ["plain", "weight", "pos_weight", "sum", "smoothing"])
+@pytest.mark.parametrize("case", ["plain", "weight", "pos_weight", "sum", "smoothing",
+                                  "sample_weight", "weight+sample_weight", "zero sample_weight",
+                                  "mean"])
 @pytest.mark.parametrize("name", ["binary_cross_entropy_with_logits", "binary_cross_entropy",
-                                  "mse_loss"])
+                                  "mse_loss", "focal_loss", "kl_div"])
 def test_elementwise_losses_fast_path_gives_the_general_bits(default_backend, name, case,
                                                              shape, dtype):
+    if name == "kl_div" and (not shape or "weight" in case):
+        pytest.skip("kl_div takes a class axis, and no element weights")
     rng = np.random.default_rng(9)
     x = (rng.standard_normal(shape) * 3).astype(dtype)
     if name == "binary_cross_entropy":
         x = (1 / (1 + np.exp(-x))).astype(dtype)
     y = (rng.random(shape) < 0.4).astype(dtype)
     kwargs = {}
-    if case == "weight" and name != "mse_loss":
+    if "weight" in case and case != "pos_weight" and "sample" not in case.split("+")[0]:
         kwargs["weight"] = (rng.random(shape) + 0.5).astype(dtype)
-    elif case == "pos_weight" and name.endswith("logits") and shape:
+    if "sample_weight" in case:
+        kwargs["sample_weight"] = np.asarray(rng.random(shape) * 2, dtype)
+        if case.startswith("zero"):   # the mean's 0/0 rule
+            kwargs["sample_weight"] = np.zeros(shape, dtype)
+    if case == "pos_weight" and name.endswith("logits") and shape:
         kwargs["pos_weight"] = (rng.random(shape[-1]) + 0.5).astype(dtype)
     elif case == "sum":
         kwargs["reduction"] = "sum"
+    elif case == "mean" and name == "kl_div":
+        kwargs["reduction"] = "mean"   # (its default is batchmean)
     elif case == "smoothing" and name.endswith("logits"):
         kwargs["label_smoothing"] = 0.2
     function = getattr(crossent, name)
@@ -408,14 +419,43 @@ def test_elementwise_losses_fast_path_gives_the_general_bits(default_backend, na
     assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 10), (300, 7), (3, 20000)])
+@pytest.mark.parametrize("options", [{}, {"reduction": "sum"}, {"label_smoothing": 0.2},
+                                     {"weight": "class"}, {"sample_weight": "rows"},
+                                     {"sample_weight": "zeros"}, {"ignore_index": 1}])
+@pytest.mark.parametrize("target", ["index", "soft"])
+@pytest.mark.parametrize("name", ["cross_entropy", "categorical_cross_entropy"])
+def test_row_losses_fast_path_gives_the_general_bits(default_backend, name, target, options,
+                                                     shape, dtype):
+    if target == "soft" and "ignore_index" in options:
+        pytest.skip("ignore_index applies to index targets")
+    rng = np.random.default_rng(10)
+    z = (rng.standard_normal(shape) * 3).astype(dtype)
+    if name == "categorical_cross_entropy":
+        z = crossent.softmax(z)
+    t = (rng.integers(0, shape[1], shape[0]) if target == "index"
+         else crossent.softmax(rng.standard_normal(shape).astype(dtype)))
+    kwargs = dict(options)
+    if kwargs.get("weight") == "class":
+        kwargs["weight"] = rng.random(shape[1]) + 0.5
+    if "sample_weight" in kwargs:
+        s = (rng.random(shape[0]) * 2).astype(dtype)
+        kwargs["sample_weight"] = s * 0 if kwargs["sample_weight"] == "zeros" else s
+    assert_fast_path_gives_the_general_bits(getattr(crossent, name), z, t, kwargs)
+
+
 @pytest.mark.skipif("cython" not in crossent.backends(), reason="the Cython backend is not built")
 def test_elementwise_calls_take_the_compiled_fast_path(monkeypatch):
-    calls = spy_on_cython(monkeypatch, ("fast_bce_with_logits", "fast_bce", "fast_mse"))
+    calls = spy_on_cython(monkeypatch, ("fast_elementwise",))
     z = np.linspace(0.1, 0.9, 6).reshape(2, 3)
     with crossent.use_backend("cython"):
         crossent.binary_cross_entropy_with_logits(z, z, weight=z, pos_weight=np.ones(3))
         crossent.binary_cross_entropy(z, z, weight=z, return_grad=True)
-        crossent.mse_loss(z, z, backend="cython")
-    assert calls == ["fast_bce_with_logits", "fast_bce", "fast_mse"]
+        crossent.mse_loss(z, z, backend="cython", sample_weight=z)
+        crossent.focal_loss(z, z, weight=z)
+        crossent.kl_div(z, z, reduction="sum")
+    assert calls == [f"fast_elementwise({kernel})"
+                     for kernel in ("bce_with_logits", "bce", "mse", "focal", "kl_div")]
     with pytest.raises(ValueError, match="probabilities"):
         crossent.binary_cross_entropy(z + 1, z)   # out of range: the general path's error

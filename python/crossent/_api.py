@@ -174,11 +174,6 @@ def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
 # so the bits are the same.  Anything unusual, including every error, gives
 # None and takes the general path, which validates and explains.
 
-# Each index loss kernel's one-call entry point.
-_COMPILED_INDEX_LOSS = {"softmax_xent_index": "fast_softmax_xent_index",
-                        "nll_index": "fast_nll_index"}
-
-
 def _fast_module(backend, n_threads):
     """(kernel module, threads) for a fast path, or (None, 0) when the call
     names a backend or a thread count the general path should check."""
@@ -195,30 +190,36 @@ def _fast_module(backend, n_threads):
     return module, n_threads or default_threads
 
 
-def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backend, n_threads,
-                     ignore_index, label_smoothing, reduction, return_grad):
-    """An index loss without grad_out along the last axis of ndarrays,
-    ``kernel`` "softmax_xent_index" (cross_entropy) or "nll_index" (nll_loss,
-    ``label_smoothing`` None); the compiled call takes class and sample
+def _fast_row_loss(stem, z, t, axis, weight, sample_weight, grad_out, backend, n_threads,
+                   ignore_index, label_smoothing, reduction, return_grad):
+    """A row loss without grad_out along the last axis of ndarrays: ``stem``
+    "softmax_xent" (cross_entropy), "categorical_xent" or "nll" (whose
+    targets are indices only).  The compiled call takes class and sample
     weights of the kernels' own layout and dtype, and answers None for
     others."""
     if (grad_out is not None or type(axis) is not int or axis != -1
             or type(z) is not np.ndarray or type(t) is not np.ndarray
-            or type(ignore_index) is not int or reduction != "mean" and reduction != "sum"):
+            or type(ignore_index) is not int or type(label_smoothing) is not float
+            or reduction != "mean" and reduction != "sum"):
         return None
     module, n_threads = _fast_module(backend, n_threads)
-    compiled = getattr(module, _COMPILED_INDEX_LOSS[kernel], None)
-    if compiled is None:
-        return None
     # No star-arguments, string building or tuple tests here: in a 1 x 10
     # call they cost as much as the kernel.
-    if label_smoothing is None:
-        return compiled(z, t, weight, sample_weight, ignore_index, reduction == "mean",
-                        return_grad, n_threads)
-    if type(label_smoothing) is not float:
+    if t.dtype.kind == "f":
+        compiled = getattr(module, "fast_soft_loss", None)
+        if compiled is None or stem == "nll" or ignore_index != -100:
+            return None
+        return compiled(_SOFT_KERNEL[stem], z, t, weight, sample_weight, label_smoothing,
+                        reduction == "mean", return_grad, n_threads)
+    compiled = getattr(module, "fast_index_loss", None)
+    if compiled is None:
         return None
-    return compiled(z, t, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction == "mean", return_grad, n_threads)
+    return compiled(_INDEX_KERNEL[stem], z, t, weight, sample_weight, ignore_index,
+                    label_smoothing, reduction == "mean", return_grad, n_threads)
+
+
+_INDEX_KERNEL = {stem: stem + "_index" for stem in ("softmax_xent", "categorical_xent", "nll")}
+_SOFT_KERNEL = {stem: stem + "_soft" for stem in ("softmax_xent", "categorical_xent")}
 
 
 def _fast_activation(kernel, z, axis, backend, n_threads):
@@ -231,17 +232,29 @@ def _fast_activation(kernel, z, axis, backend, n_threads):
     return None if compiled is None else compiled(kernel, z, n_threads)
 
 
-def _fast_elementwise_loss(name, args, reduction, return_grad, backend, n_threads):
-    """A binary loss or mse_loss without sample weights or grad_out:
-    ``name`` is its compiled fast_* function, ``args`` its operands (and
-    label smoothing)."""
-    if reduction != "mean" and reduction != "sum":
+# What an elementwise loss's mean divides by (fast_elementwise's divisor).
+_DIVIDE_NOTHING, _DIVIDE_SAMPLE_WEIGHT, _DIVIDE_WEIGHTS, _DIVIDE_ROWS = range(4)
+
+
+def _fast_elementwise_loss(kernel, x, y, weight, pos_weight, sample_weight, grad_out, reduction,
+                           return_grad, backend, n_threads, label_smoothing=0.0, alpha=0.0,
+                           gamma=0.0, log_target=False, mean_divides_by=_DIVIDE_SAMPLE_WEIGHT):
+    """An elementwise loss without grad_out of same-shape ndarrays; the
+    compiled call answers None for anything else."""
+    if grad_out is not None or type(x) is not np.ndarray or type(y) is not np.ndarray:
+        return None
+    if reduction == "mean":
+        divisor = mean_divides_by
+    elif reduction == "sum":
+        divisor = _DIVIDE_NOTHING
+    else:
         return None
     module, n_threads = _fast_module(backend, n_threads)
-    compiled = getattr(module, name, None)
+    compiled = getattr(module, "fast_elementwise", None)
     if compiled is None:
         return None
-    return compiled(*args, reduction == "mean", return_grad, n_threads)
+    return compiled(kernel, x, y, weight, pos_weight, sample_weight, label_smoothing, alpha, gamma,
+                    log_target, divisor, return_grad, n_threads)
 
 
 # ------------------------------------------------------------ activations
@@ -384,12 +397,10 @@ _LOSS_ARGS = """
     """)
 def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="mean",
                          return_grad=False, grad_out=None, backend=None, n_threads=None):
-    if (sample_weight is None and grad_out is None
-            and type(p) is np.ndarray and type(y) is np.ndarray):
-        result = _fast_elementwise_loss("fast_bce", (p, y, weight), reduction, return_grad,
-                                        backend, n_threads)
-        if result is not None:
-            return result
+    result = _fast_elementwise_loss("bce", p, y, weight, None, sample_weight, grad_out, reduction,
+                                    return_grad, backend, n_threads)
+    if result is not None:
+        return result
     module = _backends.module(backend)
     plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
@@ -442,11 +453,10 @@ def _check_probabilities(p, name):
 def binary_cross_entropy_with_logits(z, y, *, weight=None, pos_weight=None, sample_weight=None,
                                      label_smoothing=0.0, reduction="mean", return_grad=False,
                                      grad_out=None, backend=None, n_threads=None):
-    if (sample_weight is None and grad_out is None and type(label_smoothing) is float
-            and type(z) is np.ndarray and type(y) is np.ndarray):
-        result = _fast_elementwise_loss("fast_bce_with_logits",
-                                        (z, y, weight, pos_weight, label_smoothing), reduction,
-                                        return_grad, backend, n_threads)
+    if type(label_smoothing) is float:
+        result = _fast_elementwise_loss("bce_with_logits", z, y, weight, pos_weight, sample_weight,
+                                        grad_out, reduction, return_grad, backend, n_threads,
+                                        label_smoothing=label_smoothing)
         if result is not None:
             return result
     module = _backends.module(backend)
@@ -484,12 +494,11 @@ def _plan_bce_with_logits(module, z, y, *, weight=None, pos_weight=None, sample_
     """)
 def mse_loss(pred, target, *, weight=None, sample_weight=None, reduction="mean",
              return_grad=False, grad_out=None, backend=None, n_threads=None):
-    if (weight is None and sample_weight is None and grad_out is None
-            and type(pred) is np.ndarray and type(target) is np.ndarray):
-        result = _fast_elementwise_loss("fast_mse", (pred, target), reduction, return_grad,
-                                        backend, n_threads)
-        if result is not None:
-            return result
+    result = _fast_elementwise_loss("mse", pred, target, weight, None, sample_weight, grad_out,
+                                    reduction, return_grad, backend, n_threads,
+                                    mean_divides_by=_DIVIDE_WEIGHTS)
+    if result is not None:
+        return result
     module = _backends.module(backend)
     plan = _plan_mse(module, pred, target, weight=weight, sample_weight=sample_weight,
                      reduction=reduction)
@@ -540,6 +549,12 @@ def _plan_mse(module, pred, target, *, weight=None, sample_weight=None, reductio
     """)
 def focal_loss(z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
                reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
+    if type(alpha) is float and type(gamma) is float:
+        result = _fast_elementwise_loss("focal", z, y, weight, None, sample_weight, grad_out,
+                                        reduction, return_grad, backend, n_threads, alpha=alpha,
+                                        gamma=gamma)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_focal(module, z, y, alpha=alpha, gamma=gamma, weight=weight,
                        sample_weight=sample_weight, reduction=reduction)
@@ -606,9 +621,9 @@ _MULTICLASS_ARGS = """
 def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
                   ignore_index=-100, label_smoothing=0.0, reduction="mean",
                   return_grad=False, grad_out=None, backend=None, n_threads=None):
-    result = _fast_index_loss("softmax_xent_index", logits, target, axis, weight, sample_weight,
-                              grad_out, backend, n_threads, ignore_index, label_smoothing,
-                              reduction, return_grad)
+    result = _fast_row_loss("softmax_xent", logits, target, axis, weight, sample_weight,
+                            grad_out, backend, n_threads, ignore_index, label_smoothing,
+                            reduction, return_grad)
     if result is not None:
         return result
     module = _backends.module(backend)
@@ -647,6 +662,11 @@ def _plan_cross_entropy(module, logits, target, *, axis=-1, weight=None, sample_
 def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_weight=None,
                               ignore_index=-100, label_smoothing=0.0, reduction="mean",
                               return_grad=False, grad_out=None, backend=None, n_threads=None):
+    result = _fast_row_loss("categorical_xent", probs, target, axis, weight, sample_weight,
+                            grad_out, backend, n_threads, ignore_index, label_smoothing,
+                            reduction, return_grad)
+    if result is not None:
+        return result
     module = _backends.module(backend)
     plan = _plan_categorical(module, probs, target, axis=axis, weight=weight,
                              sample_weight=sample_weight, ignore_index=ignore_index,
@@ -678,9 +698,8 @@ def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_wei
     """)
 def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None, ignore_index=-100,
              reduction="mean", return_grad=False, grad_out=None, backend=None, n_threads=None):
-    result = _fast_index_loss("nll_index", log_probs, target, axis, weight, sample_weight,
-                              grad_out, backend, n_threads, ignore_index, None, reduction,
-                              return_grad)
+    result = _fast_row_loss("nll", log_probs, target, axis, weight, sample_weight, grad_out,
+                            backend, n_threads, ignore_index, 0.0, reduction, return_grad)
     if result is not None:
         return result
     module = _backends.module(backend)
@@ -760,6 +779,14 @@ _KL_REDUCTIONS = ("batchmean", "mean", "sum", "none")
     """)
 def kl_div(log_q, p, *, log_target=False, axis=-1, sample_weight=None, reduction="batchmean",
            return_grad=False, grad_out=None, backend=None, n_threads=None):
+    if sample_weight is None and type(log_target) is bool and type(axis) is int and axis == -1:
+        result = _fast_elementwise_loss("kl_div", log_q, p, None, None, None, grad_out,
+                                        "mean" if reduction == "batchmean" else reduction,
+                                        return_grad, backend, n_threads, log_target=log_target,
+                                        mean_divides_by=_DIVIDE_ROWS if reduction == "batchmean"
+                                        else _DIVIDE_SAMPLE_WEIGHT)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_kl_div(module, log_q, p, log_target=log_target, axis=axis,
                         sample_weight=sample_weight, reduction=reduction)
@@ -786,12 +813,12 @@ def _plan_kl_div(module, log_q, p, *, log_target=False, axis=-1, sample_weight=N
     per_element = reduction == "mean"
 
     def denominator(module, n_threads, folded, acc):
-        from ._reference import BLOCK_ELEMS, BLOCK_ROWS, ordered_sum
         if s is None:
             return acc + (x.size if per_element else math.prod(sample_shape))
         if per_element:  # C·Σ s_i, as the sum over the elements
-            return ordered_sum(s, BLOCK_ELEMS, acc)
-        return ordered_sum(per_sample, BLOCK_ROWS, acc)
+            return module.elementwise_weight_sum(folded[-1], None, n_threads, acc)
+        (s2,) = fold(sample_shape, [per_sample], {0})
+        return module.sample_weight_sum(s2, n_threads, acc)
 
     kernel_reduction = reduction if reduction in ("sum", "none") else "mean"
     return LossPlan("kl_div", x.dtype, kernel_reduction, x, None, x.shape, [x, t, None, s],

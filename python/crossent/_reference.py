@@ -377,6 +377,14 @@ def index_weight_sum(target2, class_weight, sample_weight2, ignore_index, n_thre
     return ordered_sum(w, BLOCK_ROWS, acc)
 
 
+def sample_weight_sum(sample_weight2, n_threads, acc):
+    return ordered_sum(sample_weight2, BLOCK_ROWS, acc)
+
+
+def elementwise_weight_sum(x2, weight2, n_threads, acc):
+    return ordered_sum(x2 if weight2 is None else x2 * weight2, BLOCK_ELEMS, acc)
+
+
 def first_bad_index(target2, n_classes, ignore_index):
     bad = ((target2 < 0) | (target2 >= n_classes)) & (target2 != ignore_index)
     flat = np.flatnonzero(bad)

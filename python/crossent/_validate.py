@@ -242,13 +242,12 @@ def elementwise_plan(kernel, pred, target, *, pred_name, weight=None, pos_weight
         make_args = tuple
 
     def denominator(module, n_threads, folded, acc):
-        from ._blocking import BLOCK_ELEMS
-        from ._reference import ordered_sum
-        weights = [v for v in ((s, w) if weights_in_denominator else (s,)) if v is not None]
-        if not weights:
+        s2, w2 = folded[-1], folded[2] if weights_in_denominator else None
+        if s2 is None:
+            s2, w2 = w2, None
+        if s2 is None:
             return acc + x.size
-        product = weights[0] if len(weights) == 1 else weights[0] * weights[1]
-        return ordered_sum(product, BLOCK_ELEMS, acc)
+        return module.elementwise_weight_sum(s2, w2, n_threads, acc)
 
     return LossPlan(kernel, dtype, reduction, x, None, shape, inputs, make_args, denominator,
                     user_inputs=[x, y, w, pw, s])
@@ -346,9 +345,7 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
             return module.index_weight_sum(t2, cw, s2, ignore_index, n_threads, acc)
         if s2 is None:
             return acc + math.prod(lead_shape)
-        from ._blocking import BLOCK_ROWS
-        from ._reference import ordered_sum
-        return ordered_sum(s2, BLOCK_ROWS, acc)
+        return module.sample_weight_sum(s2, n_threads, acc)
 
     return LossPlan(kernel, dtype, reduction, x, axis, lead_shape, inputs, make_args,
                     denominator, user_inputs=[x, t, s])
