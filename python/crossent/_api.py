@@ -212,13 +212,18 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
         return None
     # No star-arguments, string building or tuple tests here: in a 1 x 10
     # call they cost as much as the kernel.
-    if label_smoothing is None:
-        return compiled(z, t, weight, sample_weight, ignore_index, reduction == "mean",
-                        return_grad, n_threads)
-    if type(label_smoothing) is not float:
+    try:
+        if label_smoothing is None:
+            return compiled(z, t, weight, sample_weight, ignore_index, reduction == "mean",
+                            return_grad, n_threads)
+        if type(label_smoothing) is not float:
+            return None
+        return compiled(z, t, weight, sample_weight, ignore_index, label_smoothing,
+                        reduction == "mean", return_grad, n_threads)
+    except OverflowError:
+        # ignore_index beyond int64 (the compiled call's type): the general
+        # path raises the documented ValueError.
         return None
-    return compiled(z, t, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction == "mean", return_grad, n_threads)
 
 
 def _fast_activation(kernel, z, axis, backend, n_threads):
