@@ -199,7 +199,7 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
                      ignore_index, label_smoothing, reduction, return_grad):
     """An index loss without grad_out along the last axis of ndarrays,
     ``kernel`` "softmax_xent_index" (cross_entropy) or "nll_index" (nll_loss,
-    ``label_smoothing`` None); the compiled call takes class and sample
+    which takes no ``label_smoothing``); the compiled call takes class and sample
     weights of the kernels' own layout and dtype, and answers None for
     others."""
     if (grad_out is not None or type(axis) is not int or axis != -1
@@ -213,7 +213,7 @@ def _fast_index_loss(kernel, z, t, axis, weight, sample_weight, grad_out, backen
     # No star-arguments, string building or tuple tests here: in a 1 x 10
     # call they cost as much as the kernel.
     try:
-        if label_smoothing is None:
+        if kernel == "nll_index":
             return compiled(z, t, weight, sample_weight, ignore_index, reduction == "mean",
                             return_grad, n_threads)
         if type(label_smoothing) is not float:
