@@ -91,7 +91,7 @@ def _check_range(x, name, low, high, what):
         return
     bad = ~((x >= low) & (x <= high))
     where = _first_position(bad, x.shape)
-    raise ValueError(f"{name}: expected {what}, got {x[where]!r} at position {where}")
+    raise ValueError(f"{name}: expected {what}, got {x[where].item()!r} at position {where}")
 
 
 def _targets_01(y, shape, dtype):
@@ -310,7 +310,7 @@ def focal(raw, y, *, alpha, gamma, sample_weight=None, min_hessian=None, out=Non
     if y.size and np.any((y != 0) & (y != 1)):
         where = _first_position((y != 0) & (y != 1), shape)
         raise ValueError(f"y: expected targets 0 or 1 (the focal loss is binary), "
-                         f"got {y[where]!r} at position {where}")
+                         f"got {y[where].item()!r} at position {where}")
     s = _sample_weight(sample_weight, shape, dtype)
     floor = _min_hessian(min_hessian, None)
     grad, hess = _outputs(out, shape, dtype, (raw, y, s))
@@ -327,13 +327,13 @@ def _labels(y, lead_shape, n_classes):
     if y.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
         if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             where = _first_position(y > np.iinfo(np.int64).max, y.shape)
-            raise ValueError(f"y: expected class labels in [0, {n_classes}), got {y[where]} "
+            raise ValueError(f"y: expected class labels in [0, {n_classes}), got {y[where].item()} "
                              f"at position {where}")
         y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         bad = (y < 0) | (y >= n_classes)
         where = _first_position(bad, y.shape)
-        raise ValueError(f"y: expected class labels in [0, {n_classes}), got {y[where]} "
+        raise ValueError(f"y: expected class labels in [0, {n_classes}), got {y[where].item()} "
                          f"at position {where}")
     return y
 
