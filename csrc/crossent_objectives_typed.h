@@ -160,27 +160,69 @@ static void CE_FN(ce_focal_objective_block)(const CE_REAL *z, const CE_REAL *y, 
         CE_FN(focal_objective_loop)(z, y, s, alpha, gamma, min_h, grad, hess, n, 0);
 }
 
-/* One softmax row's gradient and Hessian, p (the row's softmax) already in
- * grad: grad[c] = (p_c - y_c) s, y the one-hot row of `target` (target >= 0)
- * or the soft row y. */
-CE_INLINE void CE_FN(softmax_objective_row)(const CE_REAL *y, ptrdiff_t target, ptrdiff_t n, CE_REAL s,
-                                            int rule, CE_REAL factor, CE_REAL min_h, CE_REAL *grad,
-                                            CE_REAL *hess)
+/* The gradient and Hessian of `rows` softmax rows that lie one after the
+ * other in memory (row k at grad + k*n, hess + k*n, y + k*n), p (the rows'
+ * softmax) already in grad: grad = (p - y) s, y the one-hot row of target[k]
+ * (target not NULL) or the soft row; s NULL: weights of 1.  Each step is a
+ * pass over all rows*n entries (or over each row's n), which the vectoriser
+ * takes whole even for short rows; every entry goes through the operations
+ * of objective_hessian in the same order (p - 0 is p, h * 1 is h). */
+static void CE_FN(softmax_objective_span)(const CE_REAL *y, const ptrdiff_t *target,
+                                          const CE_REAL *s, ptrdiff_t rows, ptrdiff_t n, int rule,
+                                          CE_REAL factor, CE_REAL min_h, CE_REAL *grad,
+                                          CE_REAL *hess)
 {
-    for (ptrdiff_t c = 0; c < n; c++) {
-        CE_REAL p = grad[c];
-        CE_REAL one_hot = c == target ? 1 : 0;
-        CE_REAL g = p - (y ? y[c] : one_hot);
-        CE_REAL curvature = factor * (p * (1 - p));
-        grad[c] = g * s;
-        hess[c] = CE_FN(objective_hessian)(g, curvature, s, rule, min_h);
+    ptrdiff_t total = rows * n;
+    if (rule != CE_HESSIAN_RESIDUAL)
+        for (ptrdiff_t i = 0; i < total; i++)
+            hess[i] = factor * (grad[i] * (1 - grad[i]));
+    if (y)
+        for (ptrdiff_t i = 0; i < total; i++)
+            grad[i] = grad[i] - y[i];
+    else
+        for (ptrdiff_t k = 0; k < rows; k++)
+            grad[k * n + target[k]] -= 1;
+    if (rule == CE_HESSIAN_RESIDUAL)
+        for (ptrdiff_t i = 0; i < total; i++)
+            hess[i] = grad[i] < 0 ? -grad[i] : grad[i];
+    if (!s) {
+        /* a weight of 1: both floor orders give max(h, min_h) */
+        for (ptrdiff_t i = 0; i < total; i++)
+            hess[i] = hess[i] < min_h ? min_h : hess[i];
+        return;
     }
+    for (ptrdiff_t k = 0; k < rows; k++) {
+        CE_REAL w = s[k], *g = grad + k * n, *h = hess + k * n;
+        if (rule == CE_HESSIAN_WEIGH_THEN_FLOOR) {
+            for (ptrdiff_t c = 0; c < n; c++) {
+                CE_REAL weighted = h[c] * w;
+                h[c] = weighted < min_h ? min_h : weighted;
+            }
+        } else {
+            for (ptrdiff_t c = 0; c < n; c++)
+                h[c] = (h[c] < min_h ? min_h : h[c]) * w;
+        }
+        for (ptrdiff_t c = 0; c < n; c++)
+            g[c] = g[c] * w;
+    }
+}
+
+/* Whether rows 0..rows-1 of each array follow one another (row k at
+ * rows_of[0] + k*n); y may be NULL. */
+static int CE_FN(rows_follow)(CE_REAL *const *a, CE_REAL *const *b, const CE_REAL *const *y,
+                              ptrdiff_t rows, ptrdiff_t n)
+{
+    for (ptrdiff_t k = 1; k < rows; k++)
+        if (a[k] != a[0] + k * n || b[k] != b[0] + k * n || (y && y[k] != y[0] + k * n))
+            return 0;
+    return 1;
 }
 
 /* Softmax rows: p = softmax(z[k]) by ce_softmax_rows (the bits of
  * ce_softmax_row), then the gradient p - y and the Hessian by the rule, y the
  * one-hot row of target[k] (target not NULL) or the soft row y[k]; s NULL:
- * weights of 1. */
+ * weights of 1.  Rows that follow one another in memory (C-contiguous
+ * outputs, the usual case) go through softmax_objective_span together. */
 static void CE_FN(ce_softmax_objective_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
                                              const ptrdiff_t *target, const CE_REAL *const *y,
                                              const CE_REAL *s, ptrdiff_t rule, double factor,
@@ -188,8 +230,17 @@ static void CE_FN(ce_softmax_objective_rows)(const CE_REAL *const *z, ptrdiff_t 
                                              CE_REAL *const *hess)
 {
     CE_REAL factor_r = (CE_REAL)factor, min_h = (CE_REAL)min_hessian;
+    const CE_REAL *const *soft = target ? NULL : y;
+    if (rows <= 0)
+        return;
     CE_FN(ce_softmax_rows)(z, rows, n, grad);
+    if (CE_FN(rows_follow)(grad, hess, soft, rows, n)) {
+        CE_FN(softmax_objective_span)(soft ? soft[0] : NULL, target, s, rows, n, (int)rule,
+                                      factor_r, min_h, grad[0], hess[0]);
+        return;
+    }
     for (ptrdiff_t k = 0; k < rows; k++)
-        CE_FN(softmax_objective_row)(target ? NULL : y[k], target ? target[k] : -1, n,
-                                     s ? s[k] : 1, (int)rule, factor_r, min_h, grad[k], hess[k]);
+        CE_FN(softmax_objective_span)(soft ? soft[k] : NULL, target ? target + k : NULL,
+                                      s ? s + k : NULL, 1, n, (int)rule, factor_r, min_h, grad[k],
+                                      hess[k]);
 }

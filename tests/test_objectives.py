@@ -539,3 +539,14 @@ def test_kernels_of_the_reference_are_exported():
     for name in ("logistic_objective", "focal_objective", "softmax_objective_index",
                  "softmax_objective_soft"):
         assert callable(getattr(reference, name))
+
+
+def test_docstring_examples_run_as_shown():
+    import doctest
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(objectives, globs={"np": np})
+    assert sum(len(t.examples) for t in tests) >= 6
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
