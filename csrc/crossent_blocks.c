@@ -68,6 +68,8 @@ static const struct {
     {"y3", CE_ROWS, CE_ARG_ROWS, CE_Y, 0},
     {"out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
     {"grad_out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
+    {"hess_out2", CE_ELEMENTS, CE_ARG_ELEMENTS, CE_HESS, 1},
+    {"hess_out3", CE_ROWS, CE_ARG_ROWS, CE_HESS, 1},
     {"target2", CE_ANY, CE_ARG_TARGETS, CE_TARGET, 0},
     {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPTION(class_weight), 0},
 #define CE_OPTION_WORD(type, name, kind) {#name, CE_ANY, kind, CE_OPTION(name), 0},
@@ -180,6 +182,11 @@ static int ce_is_index_kernel(int kernel)
 {
     return kernel == CE_K_softmax_xent_index || kernel == CE_K_categorical_xent_index
            || kernel == CE_K_nll_index;
+}
+
+static int ce_is_objective_row_kernel(int kernel)
+{
+    return kernel == CE_K_softmax_objective_index || kernel == CE_K_softmax_objective_soft;
 }
 
 static int ce_is_activation_row_kernel(int kernel)

@@ -271,6 +271,34 @@ static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, c
             *(F *)ce_at2(&c->op[CE_LOSSES], row_a[i], row_b[i]) = losses[i];
 }
 
+/* A tile of softmax objective rows (softmax_objective_index / _soft): one
+ * call of the batched row function, which writes each row's gradient and
+ * Hessian; objectives sum no loss. */
+static void CE_T(ce_objective_tile)(const ce_call *c, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
+                                    ptrdiff_t n_rows, F *scratch, F *losses)
+{
+    ptrdiff_t n = c->n_classes, targets[CE_BLOCK_ROWS];
+    const F *x_rows[CE_BLOCK_ROWS], *y_rows[CE_BLOCK_ROWS];
+    F *grad_rows[CE_BLOCK_ROWS], *hess_rows[CE_BLOCK_ROWS], weights[CE_BLOCK_ROWS];
+    int soft = c->op[CE_Y].data != NULL, weighted = c->op[CE_SAMPLE_WEIGHT].data != NULL;
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        ptrdiff_t a = row_a[i], b = row_b[i];
+        x_rows[i] = CE_T(ce_row_pointer)(&c->op[CE_X], a, b, c->stage_x, i, n, scratch);
+        if (soft)
+            y_rows[i] = CE_T(ce_row_pointer)(&c->op[CE_Y], a, b, c->stage_y, i, n, scratch);
+        else
+            targets[i] = ce_target_at(&c->op[CE_TARGET], a, b);
+        if (weighted)
+            weights[i] = *(const F *)ce_at2(&c->op[CE_SAMPLE_WEIGHT], a, b);
+        grad_rows[i] = CE_T(ce_row_pointer)(&c->op[CE_OUT], a, b, c->stage_out, i, n, scratch);
+        hess_rows[i] = CE_T(ce_row_pointer)(&c->op[CE_HESS], a, b, c->stage_hess, i, n, scratch);
+        losses[i] = 0;
+    }
+    CE_T(ce_softmax_objective_rows)(x_rows, n_rows, n, soft ? NULL : targets, soft ? y_rows : NULL,
+                                    weighted ? weights : NULL, c->opt.hessian_rule, c->opt.hessian_factor,
+                                    c->opt.min_hessian, grad_rows, hess_rows);
+}
+
 /* Rows with class-index targets that ce_plain_index_block can take: one
  * leading index, rows used in place, no sample weights, no per-row losses. */
 static int CE_T(ce_plain_index_rows)(const ce_call *c)
@@ -382,11 +410,15 @@ static void CE_T(ce_staged_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n,
             CE_T(ce_gather_tile)(&c->op[CE_Y], ta, tb, tile_len, C, scratch + c->stage_y);
         if (c->kernel == CE_K_softmax_xent_index)
             CE_T(ce_xent_index_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
+        else if (ce_is_objective_row_kernel(c->kernel))
+            CE_T(ce_objective_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
         else
             for (ptrdiff_t i = tile_first; i < tile_first + tile_len; i++)
                 losses[i] = CE_T(ce_one_row)(c, row_a[i], row_b[i], i - tile_first, scratch);
         if (c->stage_out >= 0)
             CE_T(ce_scatter_tile)(&c->op[CE_OUT], ta, tb, tile_len, C, scratch + c->stage_out);
+        if (c->stage_hess >= 0)
+            CE_T(ce_scatter_tile)(&c->op[CE_HESS], ta, tb, tile_len, C, scratch + c->stage_hess);
     }
 }
 
@@ -461,9 +493,11 @@ static int CE_T(ce_plan_rows)(ce_call *c, int n_threads)
     c->stage_x = CE_T(ce_stage_offset)(&c->op[CE_X], tile_elems, &scratch_elems);
     c->stage_y = CE_T(ce_stage_offset)(&c->op[CE_Y], tile_elems, &scratch_elems);
     c->stage_out = CE_T(ce_stage_offset)(&c->op[CE_OUT], tile_elems, &scratch_elems);
+    c->stage_hess = CE_T(ce_stage_offset)(&c->op[CE_HESS], tile_elems, &scratch_elems);
     n_blocks = ce_blocks_of(c->n_rows, CE_BLOCK_ROWS);
     c->work = c->n_rows * c->n_classes;
-    if (scratch_elems == 0 && n_blocks < n_threads && c->n_rows > 1 && c->work >= CE_PARALLEL_MIN_WORK) {
+    /* Objectives run by tiles only (ce_objective_tile). */
+    if (scratch_elems == 0 && n_blocks < n_threads && !ce_is_objective_row_kernel(c->kernel) && c->n_rows > 1 && c->work >= CE_PARALLEL_MIN_WORK) {
         /* Fewer blocks than threads (a few wide rows, e.g. 32 x 128 000 is one
          * block): the threads share the rows.  A row's result does not depend
          * on the thread computing it.  Where rows go to a batched function,

@@ -103,7 +103,30 @@ extern "C" {
     KERNEL(sample_weight_sum, CE_WEIGHTS, "sample_weight2, n_threads, acc", CE_ROW_MATH)            \
     KERNEL(elementwise_weight_sum, CE_ELEMENTS, "x2, weight2?, n_threads, acc",                     \
       ce_weight_product_block, (CE_IN(X), CE_IN(WEIGHT), CE_IN(LOSSES), n))                     \
-    KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)
+    KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)          \
+    CE_OBJECTIVE_KERNELS(KERNEL)
+
+/* Gradient-boosting objectives (python/crossent/objectives.py): the gradient
+ * and the Hessian of each sample's loss, no loss sum.  The softmax ones go
+ * through ce_objective_tile in crossent_blocks_typed.h. */
+#define CE_OBJECTIVE_KERNELS(KERNEL)                                                                \
+    KERNEL(logistic_objective, CE_ELEMENTS,                                                         \
+      "z2, y2, sample_weight2?, hessian_rule, hessian_factor, min_hessian, grad_out2, hess_out2, " \
+      "n_threads",                                                                               \
+      ce_logistic_objective_block,                                                               \
+      (CE_IN(X), CE_IN(Y), CE_IN(SAMPLE_WEIGHT), CE_OPT(hessian_rule), CE_OPT(hessian_factor),   \
+       CE_OPT(min_hessian), CE_IN(OUT), CE_IN(HESS), n))                                         \
+    KERNEL(focal_objective, CE_ELEMENTS,                                                            \
+      "z2, y2, sample_weight2?, alpha, gamma, min_hessian, grad_out2, hess_out2, n_threads",      \
+      ce_focal_objective_block,                                                                  \
+      (CE_IN(X), CE_IN(Y), CE_IN(SAMPLE_WEIGHT), CE_OPT(alpha), CE_OPT(gamma),                   \
+       CE_OPT(min_hessian), CE_IN(OUT), CE_IN(HESS), n))                                         \
+    KERNEL(softmax_objective_index, CE_ROWS,                                                        \
+      "z3, target2, sample_weight2?, hessian_rule, hessian_factor, min_hessian, grad_out3, "      \
+      "hess_out3, n_threads", CE_ROW_MATH)                                                       \
+    KERNEL(softmax_objective_soft, CE_ROWS,                                                         \
+      "z3, y3, sample_weight2?, hessian_rule, hessian_factor, min_hessian, grad_out3, "           \
+      "hess_out3, n_threads", CE_ROW_MATH)
 
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
@@ -122,6 +145,7 @@ enum ce_slot {
     CE_SAMPLE_WEIGHT,
     CE_LOSSES,         /* per-sample losses; logsumexp's result */
     CE_OUT,            /* gradient; an activation's result */
+    CE_HESS,           /* an objective's Hessian (after CE_OUT: an output) */
     CE_N_SLOTS
 };
 
@@ -145,7 +169,10 @@ typedef struct {
     OPTION(double, grad_scale, CE_ARG_DOUBLE)                \
     OPTION(double, alpha, CE_ARG_DOUBLE)                     \
     OPTION(double, gamma, CE_ARG_DOUBLE)                     \
-    OPTION(ptrdiff_t, log_target, CE_ARG_INDEX)
+    OPTION(ptrdiff_t, log_target, CE_ARG_INDEX)              \
+    OPTION(ptrdiff_t, hessian_rule, CE_ARG_INDEX)            \
+    OPTION(double, hessian_factor, CE_ARG_DOUBLE)            \
+    OPTION(double, min_hessian, CE_ARG_DOUBLE)
 
 #define CE_OPTION_FIELD(type, name, kind) type name;
 typedef struct {
@@ -173,7 +200,7 @@ typedef struct {
     ptrdiff_t run_rows;
     void *row_losses;            /* shared mode: every row's loss */
     ptrdiff_t n_rows, inner, n_classes, cols, total, block_len;
-    ptrdiff_t tile_rows, stage_x, stage_y, stage_out;
+    ptrdiff_t tile_rows, stage_x, stage_y, stage_out, stage_hess;
     int needed[CE_N_SLOTS];
     ptrdiff_t slot[CE_N_SLOTS];
 } ce_call;

@@ -155,7 +155,27 @@ const char *ce_simd_available(void);
     X(void, ce_nll_index_rows,                                                                    \
       (const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
        const double *class_weight, CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss), \
-      (x, rows, n, target, class_weight, grad, grad_scale, loss))
+      (x, rows, n, target, class_weight, grad, grad_scale, loss))                                 \
+    CE_ROWS_OBJECTIVE_FUNCTIONS(X)
+
+/* Gradient-boosting objectives (crossent_objectives_typed.h): the gradient
+ * AND the Hessian of each element's (row's) loss with respect to its raw
+ * margin, never NULL; s (sample weights) may be NULL; hessian_rule is one of
+ * the CE_HESSIAN_* rules there. */
+#define CE_ROWS_OBJECTIVE_FUNCTIONS(X)                                                           \
+    X(void, ce_logistic_objective_block,                                                          \
+      (const CE_REAL *z, const CE_REAL *y, const CE_REAL *s, ptrdiff_t hessian_rule,              \
+       double hessian_factor, double min_hessian, CE_REAL *grad, CE_REAL *hess, ptrdiff_t n),     \
+      (z, y, s, hessian_rule, hessian_factor, min_hessian, grad, hess, n))                        \
+    X(void, ce_focal_objective_block,                                                             \
+      (const CE_REAL *z, const CE_REAL *y, const CE_REAL *s, double alpha, double gamma,          \
+       double min_hessian, CE_REAL *grad, CE_REAL *hess, ptrdiff_t n),                            \
+      (z, y, s, alpha, gamma, min_hessian, grad, hess, n))                                        \
+    X(void, ce_softmax_objective_rows,                                                            \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       const CE_REAL *const *y, const CE_REAL *s, ptrdiff_t hessian_rule, double hessian_factor,  \
+       double min_hessian, CE_REAL *const *grad, CE_REAL *const *hess),                           \
+      (z, rows, n, target, y, s, hessian_rule, hessian_factor, min_hessian, grad, hess))
 
 /* Class indices (n contiguous targets): the position of the first target
  * outside [0, n_classes) that is not ignore_index, or -1 when there is none;

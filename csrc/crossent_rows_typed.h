@@ -1338,3 +1338,7 @@ static void CE_FN(ce_log1pexp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CE_MATH(log1pexp)(x[i]);
 }
+
+/* ---- gradient-boosting objectives ---------------------------------------- */
+
+#include "crossent_objectives_typed.h"

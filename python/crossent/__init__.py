@@ -20,6 +20,7 @@ __all__ = list(_api.__all__) + [
     "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
     "get_num_threads", "release_memory", "info", "linear", "evaluate",
 ]
+__all__ += ["objectives"]
 
 
 def info():
@@ -43,11 +44,13 @@ def info():
 
 
 def __getattr__(name):
-    # linear and evaluate are imported on first use, to keep `import crossent` light.
+    # linear, objectives and evaluate are imported on first use, to keep `import crossent` light.
     # (import_module, not `from . import linear`: that would look the attribute
     # up on this module again and recurse.)
     if name == "linear":
         return importlib.import_module(f"{__name__}.linear")
+    if name == "objectives":
+        return importlib.import_module(f"{__name__}.objectives")
     if name == "evaluate":
         from ._eval import evaluate
         return evaluate

@@ -401,3 +401,9 @@ def first_bad_index(target2, n_classes, ignore_index):
     bad = ((target2 < 0) | (target2 >= n_classes)) & (target2 != ignore_index)
     flat = np.flatnonzero(bad)
     return int(flat[0]) if flat.size else -1
+
+
+# ------------------------------------------------- gradient-boosting objectives
+
+from ._reference_objectives import (focal_objective, logistic_objective,  # noqa: E402,F401
+                                    softmax_objective_index, softmax_objective_soft)
