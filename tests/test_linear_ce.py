@@ -263,3 +263,34 @@ def test_torch_linear_cross_entropy_parity(torch):
 def test_bad_input_raises_naming_the_argument(backend, args, kwargs, error, words):
     with pytest.raises(error, match=words):
         crossent.linear_cross_entropy(*args, backend=backend, **kwargs)
+
+
+def test_without_numpys_cblas_dw_is_accumulated_through_a_buffer(monkeypatch):
+    """Where NumPy's BLAS library is not found, dW += gᵀh goes through a
+    chunk-sized buffer: the same values."""
+    from crossent import _linear_ce
+    rng = np.random.default_rng(12)
+    h, w, b, target = _problem(rng, np.float64)
+    expected = crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                             chunk_size=4)
+    monkeypatch.setattr(_linear_ce, "_GEMM", {})
+    fallback = crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                             chunk_size=4)
+    _close(fallback[0], expected[0], np.float64)
+    for ours, theirs in zip(fallback[1], expected[1]):
+        _close(ours, theirs, np.float64)
+
+
+def test_numpys_blas_is_found():
+    from crossent import _linear_ce
+    gemms = _linear_ce._load_cblas_gemm()
+    if not glob_openblas():
+        pytest.skip("this NumPy does not bundle OpenBLAS")
+    assert set(gemms) == {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+def glob_openblas():
+    import glob
+    import os
+    return glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                  "libscipy_openblas*"))
