@@ -70,6 +70,7 @@ static const struct {
     {"grad_out3", CE_ROWS, CE_ARG_ROWS, CE_OUT, 1},
     {"hess_out2", CE_ELEMENTS, CE_ARG_ELEMENTS, CE_HESS, 1},
     {"hess_out3", CE_ROWS, CE_ARG_ROWS, CE_HESS, 1},
+    {"lse_out2", CE_ROWS, CE_ARG_PER_ROW, CE_LSE, 1},
     {"target2", CE_ANY, CE_ARG_TARGETS, CE_TARGET, 0},
     {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPTION(class_weight), 0},
 #define CE_OPTION_WORD(type, name, kind) {#name, CE_ANY, kind, CE_OPTION(name), 0},
@@ -181,7 +182,13 @@ static ptrdiff_t ce_target_at(const ce_operand *op, ptrdiff_t a, ptrdiff_t b)
 static int ce_is_index_kernel(int kernel)
 {
     return kernel == CE_K_softmax_xent_index || kernel == CE_K_categorical_xent_index
-           || kernel == CE_K_nll_index;
+           || kernel == CE_K_nll_index || kernel == CE_K_softmax_xent_index_ext;
+}
+
+/* The kernels of cross_entropy's z_loss and softcap. */
+static int ce_is_logit_transform_kernel(int kernel)
+{
+    return kernel == CE_K_softmax_xent_index_ext || kernel == CE_K_softmax_xent_soft_ext;
 }
 
 static int ce_is_objective_row_kernel(int kernel)

@@ -205,7 +205,7 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
     ptrdiff_t n = c->n_classes, t = 0;
     const F *x = CE_T(ce_row_pointer)(&c->op[CE_X], a, b, c->stage_x, tile_row, n, scratch);
     const F *y = NULL;
-    F *out = NULL, s = 1, loss = 0;
+    F *out = NULL, s = 1, loss = 0, lse = 0;
     if (c->op[CE_Y].data != NULL)
         y = CE_T(ce_row_pointer)(&c->op[CE_Y], a, b, c->stage_y, tile_row, n, scratch);
     if (c->op[CE_OUT].data != NULL)
@@ -221,11 +221,19 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
     if (ce_is_index_kernel(c->kernel) && t == c->opt.ignore_index) {
         for (ptrdiff_t j = 0; out != NULL && j < n; j++)
             out[j] = 0;
+    } else if (ce_is_logit_transform_kernel(c->kernel)) {
+        F *work = c->stage_work >= 0 ? scratch + c->stage_work : NULL;
+        loss = CE_T(ce_softmax_xent_ext_row)(x, y, n, t, c->opt.class_weight, c->opt.label_smoothing,
+                                             c->opt.z_loss, c->opt.softcap, out, work,
+                                             c->opt.grad_scale * (double)s, &lse)
+               * s;
     } else {
         loss = CE_T(ce_row_loss)(c, x, y, t, out, c->opt.grad_scale * (double)s) * s;
     }
     if (c->op[CE_LOSSES].data != NULL)
         *(F *)ce_at2(&c->op[CE_LOSSES], a, b) = loss;
+    if (c->op[CE_LSE].data != NULL)
+        *(F *)ce_at2(&c->op[CE_LSE], a, b) = lse;
     return loss;
 }
 
@@ -304,7 +312,8 @@ static void CE_T(ce_objective_tile)(const ce_call *c, const ptrdiff_t *row_a, co
 static int CE_T(ce_plain_index_rows)(const ce_call *c)
 {
     return ce_is_index_kernel(c->kernel) && c->op[CE_X].shape[0] == 1 && c->stage_x < 0 && c->stage_out < 0
-           && c->op[CE_SAMPLE_WEIGHT].data == NULL && c->op[CE_LOSSES].data == NULL;
+           && c->op[CE_SAMPLE_WEIGHT].data == NULL && c->op[CE_LOSSES].data == NULL
+           && !ce_is_logit_transform_kernel(c->kernel);
 }
 
 /* ce_one_row (softmax_xent_index: ce_xent_index_tile) for the rows of
@@ -494,6 +503,12 @@ static int CE_T(ce_plan_rows)(ce_call *c, int n_threads)
     c->stage_y = CE_T(ce_stage_offset)(&c->op[CE_Y], tile_elems, &scratch_elems);
     c->stage_out = CE_T(ce_stage_offset)(&c->op[CE_OUT], tile_elems, &scratch_elems);
     c->stage_hess = CE_T(ce_stage_offset)(&c->op[CE_HESS], tile_elems, &scratch_elems);
+    c->stage_work = -1;
+    if (ce_is_logit_transform_kernel(c->kernel) && c->opt.softcap != 0 && c->op[CE_OUT].data == NULL) {
+        /* Without a gradient buffer the capped logits of a row go here. */
+        c->stage_work = scratch_elems;
+        scratch_elems += c->n_classes;
+    }
     n_blocks = ce_blocks_of(c->n_rows, CE_BLOCK_ROWS);
     c->work = c->n_rows * c->n_classes;
     /* Objectives run by tiles only (ce_objective_tile). */

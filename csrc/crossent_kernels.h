@@ -104,7 +104,8 @@ extern "C" {
     KERNEL(elementwise_weight_sum, CE_ELEMENTS, "x2, weight2?, n_threads, acc",                     \
       ce_weight_product_block, (CE_IN(X), CE_IN(WEIGHT), CE_IN(LOSSES), n))                     \
     KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)          \
-    CE_OBJECTIVE_KERNELS(KERNEL)
+    CE_OBJECTIVE_KERNELS(KERNEL)                                                                     \
+    CE_LOGIT_TRANSFORM_KERNELS(KERNEL)
 
 /* Gradient-boosting objectives (python/crossent/objectives.py): the gradient
  * and the Hessian of each sample's loss, no loss sum.  The softmax ones go
@@ -128,6 +129,17 @@ extern "C" {
       "z3, y3, sample_weight2?, hessian_rule, hessian_factor, min_hessian, grad_out3, "           \
       "hess_out3, n_threads", CE_ROW_MATH)
 
+/* softmax_xent_* with the logit transforms of cross_entropy's z_loss and
+ * softcap (softcap 0: none), and each row's log-sum-exp (of the capped
+ * logits) in lse_out2 when it is not None (0 for an ignored row). */
+#define CE_LOGIT_TRANSFORM_KERNELS(KERNEL)                                                           \
+    KERNEL(softmax_xent_index_ext, CE_ROWS,                                                          \
+      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, z_loss, "      \
+      "softcap, lse_out2?, losses_out2?, grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)  \
+    KERNEL(softmax_xent_soft_ext, CE_ROWS,                                                           \
+      "z3, y3, class_weight, sample_weight2?, label_smoothing, z_loss, softcap, lse_out2?, "     \
+      "losses_out2?, grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)
+
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
 #undef CE_KERNEL_ID
@@ -146,6 +158,7 @@ enum ce_slot {
     CE_LOSSES,         /* per-sample losses; logsumexp's result */
     CE_OUT,            /* gradient; an activation's result */
     CE_HESS,           /* an objective's Hessian (after CE_OUT: an output) */
+    CE_LSE,            /* per-row log-sum-exp (the logit-transform kernels) */
     CE_N_SLOTS
 };
 
@@ -172,7 +185,9 @@ typedef struct {
     OPTION(ptrdiff_t, log_target, CE_ARG_INDEX)              \
     OPTION(ptrdiff_t, hessian_rule, CE_ARG_INDEX)            \
     OPTION(double, hessian_factor, CE_ARG_DOUBLE)            \
-    OPTION(double, min_hessian, CE_ARG_DOUBLE)
+    OPTION(double, min_hessian, CE_ARG_DOUBLE)               \
+    OPTION(double, z_loss, CE_ARG_DOUBLE)                    \
+    OPTION(double, softcap, CE_ARG_DOUBLE)
 
 #define CE_OPTION_FIELD(type, name, kind) type name;
 typedef struct {
@@ -201,6 +216,8 @@ typedef struct {
     void *row_losses;            /* shared mode: every row's loss */
     ptrdiff_t n_rows, inner, n_classes, cols, total, block_len;
     ptrdiff_t tile_rows, stage_x, stage_y, stage_out, stage_hess;
+    ptrdiff_t tile_rows, stage_x, stage_y, stage_out;
+    ptrdiff_t stage_work;        /* a row of scratch for the capped logits, or -1 */
     int needed[CE_N_SLOTS];
     ptrdiff_t slot[CE_N_SLOTS];
 } ce_call;
@@ -242,7 +259,7 @@ typedef struct {
     int output;           /* must be writable */
 } ce_arg;
 
-#define CE_MAX_ARGS 12
+#define CE_MAX_ARGS 14
 /* The parsed signature of kernel k: *n arguments.  NULL when a name of its
  * signature is not in the vocabulary (a table error, reported by the tests
  * through ce_kernel_table_error). */

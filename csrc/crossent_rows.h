@@ -152,6 +152,12 @@ const char *ce_simd_available(void);
       (const CE_REAL *x, ptrdiff_t n, ptrdiff_t target, const double *class_weight,               \
        CE_REAL *grad, double grad_scale),                                                         \
       (x, n, target, class_weight, grad, grad_scale))                                             \
+    X(CE_REAL, ce_softmax_xent_ext_row,                                                           \
+      (const CE_REAL *z, const CE_REAL *y, ptrdiff_t n, ptrdiff_t target,                         \
+       const double *class_weight, double label_smoothing, double z_loss, double softcap,         \
+       CE_REAL *grad, CE_REAL *work, double grad_scale, CE_REAL *lse_out),                        \
+      (z, y, n, target, class_weight, label_smoothing, z_loss, softcap, grad, work, grad_scale,   \
+       lse_out))                                                                                  \
     X(void, ce_nll_index_rows,                                                                    \
       (const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
        const double *class_weight, CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss), \

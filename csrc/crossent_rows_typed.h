@@ -1164,6 +1164,110 @@ static CE_REAL CE_FN(ce_softmax_xent_soft_row)(const CE_REAL *z, const CE_REAL *
     return (CE_REAL)(weight_total * log_sum + gap);
 }
 
+/* ---- z-loss and softcap (docs/math.md, "Logit transforms") -------------- */
+
+/* cap*tanh(z/cap) in float64, rounded once to the row's dtype.  libm's tanh
+ * is one function for every SIMD variant, so every variant gets the same
+ * bits. */
+CE_INLINE CE_REAL CE_FN(softcapped)(CE_REAL z, double cap)
+{
+    return (CE_REAL)(cap * tanh((double)z / cap));
+}
+
+/* d(cap*tanh(z/cap))/dz = 1 - tanh^2, from the capped value v. */
+CE_INLINE CE_REAL CE_FN(softcap_slope)(CE_REAL v, double cap)
+{
+    double t = (double)v / cap;
+    return (CE_REAL)(1.0 - t * t);
+}
+
+/* grad_c = (scale_e*exp(v_c - shift) - scale_w*w_c*coef_c) * slope_c, with
+ * coef_c = y_c*keep + spread (y NULL: 1) and slope_c the softcap's
+ * (cap 0: 1).  Reads v_c before writing grad_c, so v may be grad. */
+static void CE_FN(ext_grad_pass)(const CE_REAL *v, const CE_REAL *y, const double *w,
+                                 CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w, CE_REAL keep,
+                                 CE_REAL spread, double cap, CE_REAL *grad, ptrdiff_t n)
+{
+    for (ptrdiff_t c = 0; c < n; c++) {
+        CE_REAL vc = v[c];
+        CE_REAL coef = y ? y[c] * keep + spread : 1;
+        CE_REAL wc = w ? (CE_REAL)w[c] : 1;
+        CE_REAL g = scale_e * CE_FN(shifted_exp)(vc, shift) - scale_w * (wc * coef);
+        grad[c] = cap != 0 ? g * CE_FN(softcap_slope)(vc, cap) : g;
+    }
+}
+
+/* Softmax cross-entropy of the logits v = softcap*tanh(z/softcap) (v = z
+ * when softcap is 0), plus z_loss*w*lse^2 with lse the log-sum-exp of v and
+ * w the sample's class weight (w_t for an index target, 1 for soft targets):
+ *   index t (y NULL): l = (1-eps)*w_t*(lse - v_t) + (eps/C)*sum_c w_c*(lse - v_c)
+ *   soft y:           l = sum_c w_c*y'_c*(lse - v_c),  y'_c = y_c(1-eps) + eps/C
+ *   dl/dv_c = (A + 2*z_loss*w*lse)*p_c - (the target's part), A the
+ *   coefficient of p_c of the plain loss; dl/dz_c = dl/dv_c * (1 - (v_c/softcap)^2).
+ * The capped logits are written to grad when it is wanted (grad may be z:
+ * every pass reads entry c before the gradient pass writes it), else to
+ * work (n entries; unused when softcap is 0).  *lse_out = lse. */
+static CE_REAL CE_FN(ce_softmax_xent_ext_row)(const CE_REAL *z, const CE_REAL *y, ptrdiff_t n,
+                                              ptrdiff_t target, const double *class_weight,
+                                              double label_smoothing, double z_loss,
+                                              double softcap, CE_REAL *grad, CE_REAL *work,
+                                              double grad_scale, CE_REAL *lse_out)
+{
+    double eps = label_smoothing, keep = 1 - eps, spread = eps / (double)n;
+    double weight_total = 0, loss, a, w_sample;
+    const CE_REAL *v = z;
+    int moderate;
+    if (softcap != 0) {
+        CE_REAL *capped = grad ? grad : work;
+        for (ptrdiff_t c = 0; c < n; c++)
+            capped[c] = CE_FN(softcapped)(z[c], softcap);
+        v = capped;
+    }
+    CE_REAL shift = CE_FN(row_shift)(v, n, &moderate);
+    double sum = CE_FN(sum_exp_shifted)(v, n, shift, moderate);
+    double log_sum = ce_math_log_f64(sum);
+    double lse = (double)shift + log_sum;
+    if (y == NULL) {
+        w_sample = class_weight ? class_weight[target] : 1.0;
+        loss = keep * w_sample * (log_sum + CE_FN(gap)(v[target], shift));
+        if (eps != 0) {
+            double gap = CE_FN(weighted_gap_sum)(v, NULL, class_weight, 1.0, 0.0, n, shift,
+                                                 &weight_total);
+            loss += spread * (weight_total * log_sum + gap);
+        }
+        a = keep * w_sample + spread * weight_total;
+    } else {
+        double gap = CE_FN(weighted_gap_sum)(v, y, class_weight, keep, spread, n, shift,
+                                             &weight_total);
+        loss = weight_total * log_sum + gap;
+        a = weight_total;
+        w_sample = 1.0;
+    }
+    *lse_out = (CE_REAL)lse;
+    if (grad) {
+        /* The z-loss adds 2*z_loss*w*lse to p_c's coefficient. */
+        double a_total = z_loss != 0 ? a + 2 * z_loss * w_sample * lse : a;
+        CE_REAL scale_e = (CE_REAL)(grad_scale * a_total / sum);
+        if (y == NULL) {
+            CE_REAL v_t = v[target], e_t = CE_FN(shifted_exp)(v_t, shift);
+            /* One class: p_t = 1 and the plain part a*p_t - a is exactly 0
+             * when written with one a (as xent_index_row). */
+            CE_REAL target_term = n == 1 ? (CE_REAL)(grad_scale * a)
+                                         : (CE_REAL)(grad_scale * w_sample * (keep + spread));
+            CE_REAL g_t = scale_e * e_t - target_term;
+            CE_FN(ext_grad_pass)(v, NULL, class_weight, shift, scale_e,
+                                 (CE_REAL)(grad_scale * spread), 1, 0, softcap, grad, n);
+            grad[target] = softcap != 0 ? g_t * CE_FN(softcap_slope)(v_t, softcap) : g_t;
+        } else {
+            CE_FN(ext_grad_pass)(v, y, class_weight, shift, scale_e, (CE_REAL)grad_scale,
+                                 (CE_REAL)keep, (CE_REAL)spread, softcap, grad, n);
+        }
+    }
+    if (z_loss != 0)
+        loss += z_loss * w_sample * lse * lse;
+    return (CE_REAL)loss;
+}
+
 CE_INLINE double CE_FN(weighted_clamped_log_loop)(const CE_REAL *p, const CE_REAL *y,
                                                   const double *w, double keep, double spread,
                                                   ptrdiff_t n, int has_y, int has_w)

@@ -13,6 +13,7 @@ from ._api import *  # noqa: F401,F403 (the public functions, listed once in _ap
 from ._backends import (backends, get_backend, get_num_threads, set_backend, set_num_threads,
                         use_backend)
 from ._outputs import release_memory
+from ._linear_ce import linear_cross_entropy
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = list(_api.__all__) + [
     "get_num_threads", "release_memory", "info", "linear", "evaluate",
 ]
 __all__ += ["objectives"]
+__all__ += ["linear_cross_entropy"]
 
 
 def info():

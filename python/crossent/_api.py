@@ -12,6 +12,7 @@ from . import _backends
 from ._outputs import empty as new_output
 from ._validate import (LossPlan, as_operand, as_prediction, check_axis, check_bool, check_out,
                         check_real, elementwise_plan, fold, move_class_axis, multiclass_plan)
+from ._validate import check_logit_transforms, with_logit_transforms
 
 
 # ---------------------------------------------------------------- runners
@@ -617,6 +618,14 @@ _MULTICLASS_ARGS = """
         integers → float64).
 """ + _MULTICLASS_ARGS + """
     label_smoothing : float in [0, 1]
+    z_loss : float >= 0
+        Adds ``z_loss·w·lse²`` to each sample's loss (PaLM's z-loss), lse the
+        log-sum-exp of its logits and w its weight in the mean (the class
+        weight of its integer target; 1 for soft targets). Default 0.
+    softcap : float > 0, optional
+        Computes everything on ``softcap·tanh(z/softcap)`` instead of the
+        logits z (Gemma 2's logit soft-capping); the gradient includes the
+        chain rule. Default None (no cap). docs/math.md §10 derives both.
 """ + _LOSS_ARGS + """
     Example
     -------
@@ -624,25 +633,33 @@ _MULTICLASS_ARGS = """
     >>> loss, grad = crossent.cross_entropy(z, np.array([0, 2]), return_grad=True)
     """)
 def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
-                  ignore_index=-100, label_smoothing=0.0, reduction="mean",
-                  return_grad=False, grad_out=None, backend=None, n_threads=None):
-    result = _fast_row_loss("softmax_xent", logits, target, axis, weight, sample_weight,
-                            grad_out, backend, n_threads, ignore_index, label_smoothing,
-                            reduction, return_grad)
-    if result is not None:
-        return result
+                  ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
+                  reduction="mean", return_grad=False, grad_out=None, backend=None,
+                  n_threads=None):
+    if softcap is None and type(z_loss) is float and z_loss == 0.0:
+        result = _fast_row_loss("softmax_xent", logits, target, axis, weight, sample_weight,
+                                grad_out, backend, n_threads, ignore_index, label_smoothing,
+                                reduction, return_grad)
+        if result is not None:
+            return result
     module = _backends.module(backend)
     plan = _plan_cross_entropy(module, logits, target, axis=axis, weight=weight,
                                sample_weight=sample_weight, ignore_index=ignore_index,
-                               label_smoothing=label_smoothing, reduction=reduction)
+                               label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+                               reduction=reduction)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
 def _plan_cross_entropy(module, logits, target, *, axis=-1, weight=None, sample_weight=None,
-                        ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    return multiclass_plan("softmax_xent", logits, target, pred_name="logits", axis=axis,
+                        ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
+                        reduction="mean"):
+    z_loss, softcap = check_logit_transforms(z_loss, softcap)
+    plan = multiclass_plan("softmax_xent", logits, target, pred_name="logits", axis=axis,
                            weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, reduction=reduction, module=module)
+    if z_loss or softcap:
+        plan = with_logit_transforms(plan, z_loss, softcap)
+    return plan
 
 
 @_docstring("""Categorical cross-entropy from probabilities (Keras' ``from_logits=False``,

@@ -407,3 +407,75 @@ def first_bad_index(target2, n_classes, ignore_index):
 
 from ._reference_objectives import (focal_objective, logistic_objective,  # noqa: E402,F401
                                     softmax_objective_index, softmax_objective_soft)
+
+
+# ------------------------------------- cross_entropy's z_loss and softcap
+
+def _softcapped(z3, softcap):
+    """softcap·tanh(z/softcap) in float64, rounded once (softcap 0: z)."""
+    if not softcap:
+        return z3
+    return (softcap * np.tanh(z3.astype(np.float64) / softcap)).astype(z3.dtype)
+
+
+def _row_lse(v3):
+    """Each row's log-sum-exp in float64, shifted as the kernels shift it."""
+    shifted = _shift_by_row_max(v3)
+    m = np.max(v3, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sum = np.log(np.sum(np.exp(shifted), axis=-1, dtype=np.float64))
+        single_inf = np.sum(v3 == np.inf, axis=-1) == 1
+        shift = np.where(np.isfinite(m), m,
+                         np.where(m == -np.inf, 0.0, np.where(single_inf, m, np.nan)))
+        return shift.astype(np.float64) + log_sum
+
+
+def _with_logit_transforms(loss, grad, v3, logp, w_sample, z_loss, softcap):
+    """Add z_loss·w·lse² to the loss and its gradient 2·z_loss·w·lse·p, then
+    the softcap's chain rule: ∂v/∂z = 1 − (v/softcap)²."""
+    lse = _row_lse(v3)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = (loss + z_loss * w_sample * lse * lse).astype(v3.dtype)
+        if grad is not None:
+            grad = grad + (2 * z_loss * w_sample * lse)[..., None] * np.exp(logp)
+            if softcap:
+                grad = grad * (1 - (v3.astype(np.float64) / softcap) ** 2)
+            grad = grad.astype(v3.dtype)
+    return loss, grad, lse
+
+
+def softmax_xent_index_ext(z3, target2, class_weight, sample_weight2, ignore_index,
+                           label_smoothing, z_loss, softcap, lse_out2, losses_out2, grad_out3,
+                           grad_scale, n_threads, acc):
+    v = _softcapped(z3, softcap)
+    logp = _log_softmax(v)
+    loss, valid, safe, w_t, w = _smoothed_index_loss(-logp, target2, class_weight,
+                                                     ignore_index, label_smoothing)
+    grad = None
+    if grad_out3 is not None:
+        n_classes = z3.shape[-1]
+        p = np.exp(logp)
+        grad = (1 - label_smoothing) * w_t[..., None] * (p - _one_hot(safe, n_classes, z3.dtype))
+        if label_smoothing:
+            grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
+    loss, grad, lse = _with_logit_transforms(loss, grad, v, logp, w_t, z_loss, softcap)
+    loss = np.where(valid, loss, 0).astype(z3.dtype)
+    if grad is not None:
+        grad = np.where(valid[..., None], grad, 0).astype(z3.dtype)
+    _write(lse_out2, np.where(valid, lse, 0))
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+def softmax_xent_soft_ext(z3, y3, class_weight, sample_weight2, label_smoothing, z_loss,
+                          softcap, lse_out2, losses_out2, grad_out3, grad_scale, n_threads, acc):
+    v = _softcapped(z3, softcap)
+    logp = _log_softmax(v)
+    y = _smoothed_soft_targets(y3, label_smoothing)
+    wy = y if class_weight is None else y * class_weight.astype(z3.dtype)
+    loss = -np.sum(wy * logp, axis=-1)
+    grad = None
+    if grad_out3 is not None:
+        grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy
+    loss, grad, lse = _with_logit_transforms(loss, grad, v, logp, 1.0, z_loss, softcap)
+    _write(lse_out2, lse)
+    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)

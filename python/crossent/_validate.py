@@ -11,7 +11,7 @@ folded into two).
 """
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -369,3 +369,25 @@ def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
     return bool(value)
+
+
+# ------------------------------------- cross_entropy's z_loss and softcap
+
+def check_logit_transforms(z_loss, softcap):
+    """(z_loss, softcap) as floats: z_loss >= 0; softcap None (0.0 here) or > 0."""
+    z_loss = check_real(z_loss, "z_loss", "a finite float >= 0", minimum=0.0)
+    if softcap is None:
+        return z_loss, 0.0
+    softcap = check_real(softcap, "softcap", "None or a finite float > 0")
+    if softcap <= 0:
+        raise ValueError(f"softcap: expected None or a finite float > 0, got {softcap!r}")
+    return z_loss, softcap
+
+
+def with_logit_transforms(plan, z_loss, softcap, lse_out=None):
+    """A softmax_xent plan run by its kernel with z_loss and softcap (the
+    "_ext" kernels of docs/kernels.md); lse_out: None, or where each row's
+    log-sum-exp goes (of the plan's folded row shape)."""
+    plain_args = plan.make_args
+    return replace(plan, kernel=plan.kernel + "_ext",
+                   make_args=lambda ops: plain_args(ops) + (z_loss, softcap, lse_out))
