@@ -321,6 +321,63 @@ int ce_kernel_reduces(int kernel)
     return 0;
 }
 
+/* ---- 2-byte floats ---------------------------------------------------------------- */
+
+static uint32_t ce_float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+static float ce_bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+/* IEEE binary16 -> binary32, exact for every value (NaN payloads kept).  The
+ * exponent is rebased by 127 - 15; Inf/NaN get the rest of the way to 255;
+ * a subnormal (or zero) m * 2^-24 is built as the normal float
+ * 2^-14 * (1 + m/1024) less 2^-14, an exact subtraction.  Branch-free, so
+ * the loops below vectorise. */
+static float ce_float16_to_float32(uint16_t h)
+{
+    uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13, sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = magnitude & 0x0f800000u;
+    uint32_t normal = magnitude + 0x38000000u, inf_nan = magnitude + 0x70000000u;
+    uint32_t subnormal = ce_float_bits(ce_bits_float(magnitude + 0x38800000u) - 0x1p-14f);
+    uint32_t bits = exponent == 0x0f800000u ? inf_nan : exponent == 0 ? subnormal : normal;
+    return ce_bits_float(bits | sign);
+}
+
+/* dst[i] = the 2-byte float at src + i*stride, widened to float32. */
+static void ce_widen_half(const char *src, ptrdiff_t stride, ptrdiff_t n, int half, float *dst)
+{
+    if (half == CE_HALF_BFLOAT16) {
+        /* bfloat16 is the top half of a float32. */
+        if (stride == 2)
+            for (ptrdiff_t i = 0; i < n; i++) {
+                uint16_t h;
+                memcpy(&h, src + 2 * i, 2);
+                dst[i] = ce_bits_float((uint32_t)h << 16);
+            }
+        else
+            for (ptrdiff_t i = 0; i < n; i++)
+                dst[i] = ce_bits_float((uint32_t) * (const uint16_t *)(src + i * stride) << 16);
+        return;
+    }
+    if (stride == 2) {
+        const uint16_t *h = (const uint16_t *)src;
+        for (ptrdiff_t i = 0; i < n; i++)
+            dst[i] = ce_float16_to_float32(h[i]);
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++)
+            dst[i] = ce_float16_to_float32(*(const uint16_t *)(src + i * stride));
+    }
+}
+
 /* ---- the typed blocks ---------------------------------------------------------- */
 
 #define F float

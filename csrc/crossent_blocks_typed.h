@@ -52,7 +52,9 @@ static void CE_T(ce_gather_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t
     while (i < n) {
         const char *row = op->data + r * op->strides[0] + k * op->strides[1];
         ptrdiff_t take = ce_min(cols - k, n - i);
-        if (op->strides[1] == (ptrdiff_t)sizeof(F))
+        if (sizeof(F) == sizeof(float) && op->half)
+            ce_widen_half(row, op->strides[1], take, op->half, (float *)(dst + i));
+        else if (op->strides[1] == (ptrdiff_t)sizeof(F))
             memcpy(dst + i, row, (size_t)take * sizeof(F));
         else
             for (ptrdiff_t j = 0; j < take; j++)
@@ -103,7 +105,8 @@ static void CE_T(ce_elementwise_unit)(const ce_call *c, ptrdiff_t block, F *scra
     *block_sum = c->needed[CE_LOSSES] ? CE_T(ce_sum)(p[CE_LOSSES], n) : 0.0;
 }
 
-/* Every operand not contiguous over the flat index gets a staging slot, and
+/* Every operand not contiguous over the flat index, or of 2-byte floats
+ * (widened while staged), gets a staging slot, and
  * so do the losses of a reducing kernel that were not asked for. */
 static int CE_T(ce_plan_elementwise)(ce_call *c, int n_threads)
 {
@@ -116,7 +119,7 @@ static int CE_T(ce_plan_elementwise)(ce_call *c, int n_threads)
         const ce_operand *op = &c->op[i];
         c->needed[i] = op->data != NULL || (i == CE_LOSSES && reduces);
         c->slot[i] = -1;
-        if (c->needed[i] && (op->data == NULL || !ce_flat_contiguous(op, rows, c->cols)))
+        if (c->needed[i] && (op->data == NULL || op->half || !ce_flat_contiguous(op, rows, c->cols)))
             c->slot[i] = n_slots++;
     }
     n_blocks = ce_blocks_of(c->total, CE_BLOCK_ELEMS);
@@ -137,6 +140,11 @@ static void CE_T(ce_gather_tile)(const ce_operand *op, const ptrdiff_t *row_a, c
     const char *rows[CE_BLOCK_ROWS];
     for (ptrdiff_t i = 0; i < n_rows; i++)
         rows[i] = ce_at2(op, row_a[i], row_b[i]);
+    if (sizeof(F) == sizeof(float) && op->half) {
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            ce_widen_half(rows[i], op->strides[2], n_classes, op->half, (float *)(tile + i * n_classes));
+        return;
+    }
     for (ptrdiff_t j = 0; j < n_classes; j++)
         for (ptrdiff_t i = 0; i < n_rows; i++)
             tile[i * n_classes + j] = *(const F *)(rows[i] + j * op->strides[2]);
@@ -479,11 +487,11 @@ static void CE_T(ce_sum_shared_rows)(const ce_call *c, double *acc)
 }
 
 /* Where op's tile lives in scratch (elements), or -1 when its rows are used
- * in place. */
+ * in place (2-byte floats never are: they are widened into the tile). */
 static ptrdiff_t CE_T(ce_stage_offset)(const ce_operand *op, ptrdiff_t tile_elems, ptrdiff_t *scratch_elems)
 {
     ptrdiff_t offset;
-    if (op->data == NULL || op->shape[2] <= 1 || op->strides[2] == (ptrdiff_t)sizeof(F))
+    if (op->data == NULL || !op->half && (op->shape[2] <= 1 || op->strides[2] == (ptrdiff_t)sizeof(F)))
         return -1;
     offset = *scratch_elems;
     *scratch_elems += tile_elems;

@@ -162,6 +162,11 @@ enum ce_slot {
     CE_N_SLOTS
 };
 
+/* How a float32 call reads its predictions (CE_X): as float32, or as 2-byte
+ * floats widened to float32 a block at a time while staging (exactly: every
+ * float16 and bfloat16 value is a float32 value). */
+enum ce_half_kind { CE_NOT_HALF = 0, CE_HALF_FLOAT16, CE_HALF_BFLOAT16 };
+
 /* A strided view: byte strides, so every offset is computed in ptrdiff_t.
  * data == NULL marks an absent operand. */
 typedef struct {
@@ -169,6 +174,7 @@ typedef struct {
     ptrdiff_t shape[3];
     ptrdiff_t strides[3];
     int itemsize;
+    int half;            /* enum ce_half_kind; CE_X of a float32 call only */
 } ce_operand;
 
 /* The scalar options a signature may name: OPTION(C type, name, argument

@@ -116,6 +116,18 @@ static int ce_py_match_float_type(ce_py_parse *p, const char *name, PyArrayObjec
     return 0;
 }
 
+/* float16, or ml_dtypes' bfloat16 (a NumPy user dtype: kind 'V', type char
+ * 'E', 2 bytes), as an enum ce_half_kind. */
+static int ce_py_half_kind(PyArrayObject *array)
+{
+    const PyArray_Descr *descr = PyArray_DESCR(array);
+    if (PyArray_TYPE(array) == NPY_HALF)
+        return CE_HALF_FLOAT16;
+    if (descr->kind == 'V' && descr->type == 'E' && PyArray_ITEMSIZE(array) == 2)
+        return CE_HALF_BFLOAT16;
+    return CE_NOT_HALF;
+}
+
 static void ce_py_view(PyArrayObject *array, ce_operand *op)
 {
     int ndim = PyArray_NDIM(array);
@@ -131,7 +143,7 @@ static int ce_py_parse_array(ce_py_parse *p, const ce_arg *arg, PyObject *obj, c
 {
     static const int ndims[] = {[CE_ARG_ELEMENTS] = 2, [CE_ARG_ROWS] = 3, [CE_ARG_PER_ROW] = 2,
                                 [CE_ARG_TARGETS] = 2};
-    int ndim = ndims[arg->kind];
+    int ndim = ndims[arg->kind], half = CE_NOT_HALF;
     PyArrayObject *array = (PyArrayObject *)obj;
     if (obj == Py_None && arg->optional)
         return 0;
@@ -146,6 +158,13 @@ static int ce_py_parse_array(ce_py_parse *p, const ce_arg *arg, PyObject *obj, c
     if (arg->kind == CE_ARG_TARGETS) {
         if (PyArray_TYPE(array) != NPY_INT32 && PyArray_TYPE(array) != NPY_INT64)
             return ce_py_arg_error(PyExc_TypeError, p, arg->name, "an int32 or int64 array",
+                                   (PyObject *)PyArray_DESCR(array));
+    } else if (arg->slot == CE_X && !arg->output && (half = ce_py_half_kind(array)) != CE_NOT_HALF) {
+        /* 2-byte predictions make a float32 call; X is every signature's first float array */
+        if (p->type_num == NPY_NOTYPE)
+            p->type_num = NPY_FLOAT;
+        else if (p->type_num != NPY_FLOAT)
+            return ce_py_arg_error(PyExc_TypeError, p, arg->name, "float64 like the first array",
                                    (PyObject *)PyArray_DESCR(array));
     } else if (ce_py_match_float_type(p, arg->name, array) < 0) {
         return -1;
@@ -172,6 +191,7 @@ static int ce_py_parse_array(ce_py_parse *p, const ce_arg *arg, PyObject *obj, c
         return -1;
     }
     ce_py_view(array, op);
+    op->half = half;
     return 0;
 }
 

@@ -11,7 +11,8 @@ import numpy as np
 from . import _backends
 from ._outputs import empty as new_output
 from ._validate import (LossPlan, as_operand, as_prediction, check_axis, check_bool, check_out,
-                        check_real, elementwise_plan, fold, move_class_axis, multiclass_plan)
+                        check_real, compute_dtype, elementwise_plan, fold, move_class_axis,
+                        multiclass_plan)
 from ._validate import check_logit_transforms, with_logit_transforms
 
 
@@ -119,13 +120,14 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     module = _backends.module(backend)
     n_threads = _backends.resolve_n_threads(n_threads)
     z = as_prediction(x, "z")
+    dtype = compute_dtype(z.dtype, "z")
     if axis is not None:
         axis = check_axis(axis, z.ndim, "z")
     out_shape = z.shape if keeps_class_axis else z.shape[:axis] + z.shape[axis + 1:]
     if out is None:
-        result = new_output(out_shape, z.dtype)
+        result = new_output(out_shape, dtype)
     else:
-        result = check_out(out, out_shape, z.dtype, [z])
+        result = check_out(out, out_shape, dtype, [z])
     if z.size == 0:
         if not keeps_class_axis:
             result[...] = -np.inf   # log of an empty sum
@@ -161,7 +163,7 @@ def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
         return row
     if out is None:
         return row.reshape(z.shape)
-    result = check_out(out, z.shape, z.dtype, [z])
+    result = check_out(out, z.shape, compute_dtype(z.dtype, "z"), [z])
     result[...] = row.reshape(z.shape)
     return result
 
@@ -825,12 +827,13 @@ def _plan_kl_div(module, log_q, p, *, log_target=False, axis=-1, sample_weight=N
                          f"got {reduction!r}")
     log_target = check_bool(log_target, "log_target")
     x = as_prediction(log_q, "log_q")
+    dtype = compute_dtype(x.dtype, "log_q")
     axis = check_axis(axis, x.ndim, "log_q")
-    t = as_operand(p, x.dtype, "p", x.shape, exact=True)
+    t = as_operand(p, dtype, "p", x.shape, exact=True)
     sample_shape = x.shape[:axis] + x.shape[axis + 1:]
     per_sample = s = None
     if sample_weight is not None:
-        per_sample = as_operand(sample_weight, x.dtype, "sample_weight", sample_shape)
+        per_sample = as_operand(sample_weight, dtype, "sample_weight", sample_shape)
         s = np.broadcast_to(np.expand_dims(per_sample, axis), x.shape)
     per_element = reduction == "mean"
 
@@ -843,7 +846,7 @@ def _plan_kl_div(module, log_q, p, *, log_target=False, axis=-1, sample_weight=N
         return module.sample_weight_sum(s2, n_threads, acc)
 
     kernel_reduction = reduction if reduction in ("sum", "none") else "mean"
-    return LossPlan("kl_div", x.dtype, kernel_reduction, x, None, x.shape, [x, t, None, s],
+    return LossPlan("kl_div", dtype, kernel_reduction, x, None, x.shape, [x, t, None, s],
                     lambda ops: (*ops, log_target), denominator, user_inputs=[x, t, s])
 
 

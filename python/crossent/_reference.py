@@ -5,11 +5,14 @@ same positional signatures as the compiled backends, so that every test can run
 the same call on every backend and compare.  Operands arrive canonical and
 validated: elementwise operands are 2-D ``(R, K)``, row operands 3-D
 ``(A, B, C)`` with the class axis last, all of the computation dtype ``F``
-except ``class_weight`` (float64, length C).  Elementwise math is done in ``F``;
+except ``class_weight`` (float64, length C) and a float16 or bfloat16 first
+operand, widened to float32 on entry (the end of this file).  Elementwise math is done in ``F``;
 every reduction is accumulated in float64, block by block in the same fixed
 blocks as the compiled kernels, so that a chunked evaluation gives the one-shot
 bits here too.
 """
+import functools
+
 import numpy as np
 
 from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
@@ -479,3 +482,24 @@ def softmax_xent_soft_ext(z3, y3, class_weight, sample_weight2, label_smoothing,
     loss, grad, lse = _with_logit_transforms(loss, grad, v, logp, 1.0, z_loss, softcap)
     _write(lse_out2, lse)
     return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+
+
+# ------------------------------------------- 2-byte predictions (float16, bfloat16)
+
+def _widening_half(kernel):
+    """``kernel`` reading a float16 or bfloat16 first operand as float32, as
+    the compiled kernels read it (the widening is exact)."""
+    @functools.wraps(kernel)   # (its signature too: tests compare it with the table's)
+    def run(x, *rest):
+        if x.dtype.itemsize == 2 and x.dtype.kind in "fV":
+            x = x.astype(np.float32)
+        return kernel(x, *rest)
+    return run
+
+
+for _name in ("sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp", "bce",
+              "bce_with_logits", "mse", "focal", "kl_div", "softmax_xent_index",
+              "softmax_xent_soft", "categorical_xent_index", "categorical_xent_soft", "nll_index",
+              "softmax_xent_index_ext", "softmax_xent_soft_ext"):
+    globals()[_name] = _widening_half(globals()[_name])
+del _name

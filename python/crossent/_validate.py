@@ -61,22 +61,102 @@ def check_axis(axis, ndim, name):
 
 # ---------------------------------------------------------------- arrays
 
+# DLPack's device code of host memory (dlpack.h, kDLCPU).
+_DLPACK_CPU = 1
+
+
+def as_array(x, name):
+    """``x`` as an ndarray: an ndarray as it is; any other array with
+    ``__dlpack__`` (a torch tensor, a JAX array) through ``np.from_dlpack``,
+    sharing its memory; anything else through ``np.asarray``."""
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, np.ndarray) or not hasattr(x, "__dlpack__"):
+        return np.asarray(x)
+    return _from_dlpack(x, name)
+
+
+def _from_dlpack(x, name):
+    device = x.__dlpack_device__() if hasattr(x, "__dlpack_device__") else (_DLPACK_CPU, 0)
+    if int(device[0]) != _DLPACK_CPU:
+        raise ValueError(f"{name}: expected an array in CPU memory, got a {type(x).__name__} on "
+                         f"device {_device_name(x, device)}; move it to the CPU first "
+                         f"(torch: .cpu(), JAX: jax.device_get)")
+    if getattr(x, "requires_grad", False):
+        # The values are read, never differentiated: the result is a NumPy
+        # array outside the autograd graph (crossent.torch has the losses
+        # that take part in it).  detach() shares the memory.
+        x = x.detach()
+    if _is_torch_bfloat16(x):
+        return _torch_bfloat16(x, name)
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, TypeError, RuntimeError, ValueError):
+        # A dtype DLPack cannot carry into NumPy (a JAX bfloat16 array, ...):
+        # the array's own NumPy conversion.
+        return np.asarray(x)
+
+
+def _device_name(x, device):
+    named = getattr(x, "device", None)
+    return str(named) if named is not None else f"{tuple(int(d) for d in device)} (DLPack code)"
+
+
+def _is_torch_bfloat16(x):
+    dtype = getattr(x, "dtype", None)
+    return type(x).__module__.startswith("torch") and str(dtype) == "torch.bfloat16"
+
+
+def _torch_bfloat16(x, name):
+    """A bfloat16 torch tensor as an ``ml_dtypes.bfloat16`` array over the same
+    memory (DLPack has bfloat16, NumPy has not)."""
+    bfloat16 = bfloat16_dtype()
+    if bfloat16 is None:
+        raise TypeError(f"{name}: a bfloat16 tensor needs the ml_dtypes package "
+                        f"(pip install ml_dtypes, or crossent[bfloat16])")
+    import torch
+    return np.from_dlpack(x.view(torch.int16)).view(bfloat16)
+
+
+def is_bfloat16(dtype):
+    """Whether ``dtype`` is ``ml_dtypes.bfloat16`` (found by name: ml_dtypes
+    is imported only when such an array is met)."""
+    return dtype.kind == "V" and dtype.name == "bfloat16"
+
+
+def bfloat16_dtype():
+    """``ml_dtypes.bfloat16`` as a NumPy dtype, or None without ml_dtypes."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def compute_dtype(dtype, name):
     """The dtype a prediction of ``dtype`` is computed in (SPEC §1.2)."""
     kind = dtype.kind
-    if kind == "f":
+    if kind == "f" or is_bfloat16(dtype):
         return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
     if kind in "iub":
         return np.dtype(np.float64)
     raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {dtype}")
 
 
+def is_half(dtype):
+    """float16 or bfloat16: predictions the kernels read as they are and
+    compute in float32 (widened a block at a time)."""
+    return dtype == np.float16 or is_bfloat16(dtype)
+
+
 def as_prediction(x, name):
-    """``x`` as an array of its computation dtype; copied only when the kernels
-    cannot read it as it is (other dtype, unaligned)."""
-    x = np.asarray(x)
+    """``x`` as an array the kernels read: of its computation dtype, or
+    float16/bfloat16 as it is; copied only when the kernels cannot read it
+    as it is (another dtype, unaligned).  Its computation dtype is
+    ``compute_dtype(x.dtype, name)``."""
+    x = as_array(x, name)
     dtype = compute_dtype(x.dtype, name)
-    if x.dtype != dtype or not x.flags.aligned:
+    if x.dtype != dtype and not is_half(x.dtype) or not x.flags.aligned:
         x = x.astype(dtype)
     return x
 
@@ -84,7 +164,7 @@ def as_prediction(x, name):
 def as_operand(x, dtype, name, shape, exact=False):
     """A floating operand of computation dtype ``dtype`` broadcast to ``shape``
     (``exact``: it must have exactly that shape)."""
-    x = np.asarray(x)
+    x = as_array(x, name)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {x.dtype}")
     if exact and x.shape != shape:
@@ -104,7 +184,7 @@ def class_weight(weight, n_classes):
     """``weight=`` of a multiclass loss: float64, C-contiguous, length C."""
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = as_array(weight, "weight")
     if w.dtype.kind not in "fiub":
         raise TypeError(f"weight: expected a real 1-D array of length {n_classes}, got dtype {w.dtype}")
     if w.shape != (n_classes,):
@@ -228,7 +308,7 @@ def elementwise_plan(kernel, pred, target, *, pred_name, weight=None, pos_weight
     """
     reduction = check_reduction(reduction)
     x = as_prediction(pred, pred_name)
-    shape, dtype = x.shape, x.dtype
+    shape, dtype = x.shape, compute_dtype(x.dtype, pred_name)
     y = as_operand(target, dtype, "target", shape, exact=True)
     w = None if weight is None else as_operand(weight, dtype, "weight", shape)
     pw = None if pos_weight is None else as_operand(pos_weight, dtype, "pos_weight", shape)
@@ -316,13 +396,13 @@ def multiclass_plan(kind, pred, target, *, pred_name, axis, weight, sample_weigh
     axis = check_axis(axis, x.ndim, pred_name)
     n_classes = x.shape[axis]
     lead_shape = x.shape[:axis] + x.shape[axis + 1:]
-    t = np.asarray(target)
+    t = as_array(target, "target")
     target_kind = _target_kind(t, x, axis, soft_allowed, ignore_index, pred_name)
     if n_classes == 0 and 0 not in lead_shape:
         raise ValueError(f"{pred_name}: expected at least one class, the class axis "
                          f"(axis {axis}) has length 0")
     cw = class_weight(weight, n_classes)
-    dtype = x.dtype
+    dtype = compute_dtype(x.dtype, pred_name)
     s = None if sample_weight is None else as_operand(sample_weight, dtype, "sample_weight", lead_shape)
 
     if target_kind == "soft":

@@ -16,6 +16,7 @@ import numpy as np
 # The facade functions are looked up on the package at call time, so that this
 # module can be imported while crossent/__init__.py is still running.
 import crossent as _crossent
+from crossent._validate import as_array
 
 LOGISTIC_LOSSES = ("bce", "mse")
 
@@ -33,7 +34,7 @@ def _computation_dtype(X):
 
 def _as_real(value, name, dtype):
     """``value`` as an array of ``dtype``; TypeError for non-real input."""
-    array = np.asarray(value)
+    array = as_array(value, name)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array; got dtype {array.dtype}")
     return array.astype(dtype, copy=False)
@@ -45,7 +46,7 @@ def _check_shape(array, name, expected, meaning):
 
 
 def _design_matrix(X):
-    X = np.asarray(X)
+    X = as_array(X, "X")
     dtype = _computation_dtype(X)
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D array of shape (n_samples, n_features); "
@@ -166,7 +167,7 @@ def logistic(X, y, w, b=0.0, *, loss="bce", sample_weight=None, backend=None,
 # --------------------------------------------------------- softmax regression
 
 def _class_targets(y, n, n_classes, dtype):
-    y = np.asarray(y)
+    y = as_array(y, "y")
     if y.dtype.kind in "iu" and y.shape == (n,):
         return y
     if y.dtype.kind == "f" and y.shape == (n, n_classes):
