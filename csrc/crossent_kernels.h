@@ -100,7 +100,23 @@ extern "C" {
       "grad_scale, n_threads, acc", CE_ROW_MATH)                                                \
     KERNEL(index_weight_sum, CE_WEIGHTS,                                                             \
       "target2, class_weight, sample_weight2?, ignore_index, n_threads, acc", CE_ROW_MATH)      \
-    KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)
+    KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)             \
+    CE_EVAL_KERNELS(KERNEL)
+
+/* The loss-only kernels of crossent.evaluate: the index losses' sums as
+ * their kernels give them without a gradient (the same bits), and with
+ * ranks_out2 each row's target rank from the same pass over the row
+ * (docs/kernels.md, "Evaluation"). */
+#define CE_EVAL_KERNELS(KERNEL)                                                                      \
+    KERNEL(softmax_xent_index_eval, CE_ROWS,                                                         \
+      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
+      "n_threads, acc", CE_ROW_MATH)                                                            \
+    KERNEL(categorical_xent_index_eval, CE_ROWS,                                                     \
+      "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
+      "n_threads, acc", CE_ROW_MATH)                                                            \
+    KERNEL(nll_index_eval, CE_ROWS,                                                                  \
+      "x3, target2, class_weight, sample_weight2?, ignore_index, ranks_out2?, n_threads, acc",    \
+      CE_ROW_MATH)
 
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
@@ -119,6 +135,7 @@ enum ce_slot {
     CE_SAMPLE_WEIGHT,
     CE_LOSSES,         /* per-sample losses; logsumexp's result */
     CE_OUT,            /* gradient; an activation's result */
+    CE_RANKS,          /* per-row target ranks (the evaluation kernels) */
     CE_N_SLOTS
 };
 

@@ -153,7 +153,18 @@ const char *ce_simd_available(void);
     X(void, ce_nll_index_rows,                                                                    \
       (const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
        const double *class_weight, CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss), \
-      (x, rows, n, target, class_weight, grad, grad_scale, loss))
+      (x, rows, n, target, class_weight, grad, grad_scale, loss))                                 \
+    CE_ROWS_EVAL_FUNCTIONS(X)
+
+/* The evaluation's per-row metric work (crossent.evaluate's metrics):
+ * rank[k] = the rank of row k's target class, #{c: z_c > z_t} +
+ * #{c < t: z_c == z_t} (0 when the target is the argmax, ties going to the
+ * lowest index as numpy.argmax), or n when the row holds a NaN. */
+#define CE_ROWS_EVAL_FUNCTIONS(X)                                                                \
+    X(void, ce_target_ranks,                                                                      \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       CE_REAL *rank),                                                                            \
+      (z, rows, n, target, rank))
 
 /* Class indices (n contiguous targets): the position of the first target
  * outside [0, n_classes) that is not ignore_index, or -1 when there is none;

@@ -381,3 +381,45 @@ def first_bad_index(target2, n_classes, ignore_index):
     bad = ((target2 < 0) | (target2 >= n_classes)) & (target2 != ignore_index)
     flat = np.flatnonzero(bad)
     return int(flat[0]) if flat.size else -1
+
+
+# ------------------------------------------------------------- evaluation
+
+def target_ranks(x3, target2, ignore_index):
+    """Each row's target rank: #{c: x_c > x_t} + #{c < t: x_c == x_t}, so 0
+    exactly when ``numpy.argmax`` of the row is the target; C for a row
+    holding a NaN (never correct); NaN for an ignored row."""
+    n_classes = x3.shape[-1]
+    valid = target2 != ignore_index
+    safe = np.where(valid, target2, 0).astype(np.intp)
+    picked = np.take_along_axis(x3, safe[..., None], axis=-1)
+    before = np.arange(n_classes) < safe[..., None]
+    rank = np.sum((x3 > picked) | ((x3 == picked) & before), axis=-1)
+    rank = np.where(_nan_rows(x3), n_classes, rank)
+    return np.where(valid, rank, np.nan).astype(x3.dtype)
+
+
+def _write_ranks(ranks_out2, x3, target2, ignore_index):
+    if ranks_out2 is not None:
+        ranks_out2[...] = target_ranks(x3, target2, ignore_index)
+
+
+def softmax_xent_index_eval(z3, target2, class_weight, sample_weight2, ignore_index,
+                            label_smoothing, ranks_out2, n_threads, acc):
+    _write_ranks(ranks_out2, z3, target2, ignore_index)
+    return softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
+                              label_smoothing, None, None, 1.0, n_threads, acc)
+
+
+def categorical_xent_index_eval(p3, target2, class_weight, sample_weight2, ignore_index,
+                                label_smoothing, ranks_out2, n_threads, acc):
+    _write_ranks(ranks_out2, p3, target2, ignore_index)
+    return categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_index,
+                                  label_smoothing, None, None, 1.0, n_threads, acc)
+
+
+def nll_index_eval(x3, target2, class_weight, sample_weight2, ignore_index, ranks_out2,
+                   n_threads, acc):
+    _write_ranks(ranks_out2, x3, target2, ignore_index)
+    return nll_index(x3, target2, class_weight, sample_weight2, ignore_index, None, None, 1.0,
+                     n_threads, acc)
