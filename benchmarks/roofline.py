@@ -169,6 +169,30 @@ def same_moment_ratios(n_threads, bandwidth, rounds):
     return {name: float(np.median(values)) for name, values in ratios.items()}
 
 
+def loss_only_per_element(n_threads, rounds=7, rows=65536, classes=100):
+    """The loss-only evaluation kernel (``softmax_xent_index_eval``: what
+    ``crossent eval cross_entropy`` runs) on rows x classes float32 logits
+    with index targets, in ns per element per thread, against the moderate
+    exp probed in the same round: {"ns": median, "exp_ns": median, "ratio":
+    median of the rounds' ratios}.  The goal is a ratio <= 2."""
+    from crossent import _backends
+    rng = np.random.default_rng(0)
+    z = (rng.random((rows, classes), dtype=np.float32) * 8 - 4)[None]
+    t = rng.integers(0, classes, rows)[None]
+    module = _backends.module(_backends.get_backend())
+    call = lambda: module.softmax_xent_index_eval(z, t, None, None, -100, 0.0, None,  # noqa: E731
+                                                  n_threads, 0.0)
+    samples = {"ns": [], "exp_ns": [], "ratio": []}
+    for _ in range(rounds):
+        exp_ns = primitive_ns("exp_moderate", np.float32)
+        call()
+        ns = best_of(call, 5) / z.size * n_threads * 1e9
+        samples["ns"].append(ns)
+        samples["exp_ns"].append(exp_ns)
+        samples["ratio"].append(ns / exp_ns)
+    return {key: float(np.median(values)) for key, values in samples.items()}
+
+
 def against_run(rows, run, same_moment=None):
     """The goals table from the bounds `rows` and a saved bench `run`: one dict
     per case with crossent's plain call, the fastest correct peer and both
@@ -223,6 +247,9 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--against", metavar="RUN.json",
                         help="a `crossent bench --json` run to set against the bounds")
+    parser.add_argument("--loss-only", type=int, default=0, metavar="ROUNDS",
+                        help="also time the loss-only evaluation kernel (65536 x 100 float32) "
+                             "against the moderate exp, ROUNDS times")
     parser.add_argument("--same-moment", type=int, default=7, metavar="ROUNDS",
                         help="with --against: also time crossent's plain calls against a "
                              "bound probed in the same round, ROUNDS times (0: off)")
@@ -255,6 +282,12 @@ def main(argv=None):
     for row in rows:
         print(f"{row['case']:28s} {row['bytes_moved'] / 1e6:9.1f} {row['memory_ms']:7.2f}ms "
               f"{row['compute_ms']:7.2f}ms {row['bound_ms']:7.2f}ms  {row['limit']}")
+    loss_only = None
+    if args.loss_only:
+        loss_only = loss_only_per_element(args.threads, args.loss_only)
+        print(f"\nloss-only cross_entropy 65536x100 float32: {loss_only['ns']:.3f} ns per element "
+              f"per thread, moderate exp {loss_only['exp_ns']:.3f} ns: "
+              f"{loss_only['ratio']:.2f}x the exp bound (goal <= {BOUND_GOAL:g}x)")
     table = None
     if run is not None:
         same_moment = (same_moment_ratios(args.threads, bandwidth, args.same_moment)
@@ -265,7 +298,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"threads": args.threads, "simd": _primitives.active(),
                        "crossent": crossent.info(), "probe": probe, "cases": rows,
-                       "against": table}, f, indent=1)
+                       "against": table, "loss_only": loss_only}, f, indent=1)
 
 
 if __name__ == "__main__":

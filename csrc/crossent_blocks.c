@@ -20,6 +20,7 @@
  *
  * No Python.h here: plain C99.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static const struct {
     {"hess_out3", CE_ROWS, CE_ARG_ROWS, CE_HESS, 1},
     {"lse_out2", CE_ROWS, CE_ARG_PER_ROW, CE_LSE, 1},
     {"target2", CE_ANY, CE_ARG_TARGETS, CE_TARGET, 0},
+    {"ranks_out2", CE_ROWS, CE_ARG_PER_ROW, CE_RANKS, 1},
     {"class_weight", CE_ANY, CE_ARG_CLASS_WEIGHT, CE_OPTION(class_weight), 0},
 #define CE_OPTION_WORD(type, name, kind) {#name, CE_ANY, kind, CE_OPTION(name), 0},
     CE_OPTIONS(CE_OPTION_WORD)
@@ -194,6 +196,22 @@ static int ce_is_logit_transform_kernel(int kernel)
 static int ce_is_objective_row_kernel(int kernel)
 {
     return kernel == CE_K_softmax_objective_index || kernel == CE_K_softmax_objective_soft;
+}
+
+/* An evaluation kernel runs as its loss's kernel without a gradient (the
+ * same row functions, so the same bits), plus the ranks when asked. */
+static int ce_loss_of_eval_kernel(int kernel)
+{
+    switch (kernel) {
+    case CE_K_softmax_xent_index_eval:
+        return CE_K_softmax_xent_index;
+    case CE_K_categorical_xent_index_eval:
+        return CE_K_categorical_xent_index;
+    case CE_K_nll_index_eval:
+        return CE_K_nll_index;
+    default:
+        return kernel;
+    }
 }
 
 static int ce_is_activation_row_kernel(int kernel)
@@ -405,6 +423,7 @@ int ce_call_plan(ce_call *c, int n_threads)
     case CE_ELEMENTS:
         return c->f32 ? ce_plan_elementwise_f32(c, n_threads) : ce_plan_elementwise_f64(c, n_threads);
     case CE_ROWS:
+        c->kernel = ce_loss_of_eval_kernel(c->kernel);
         return c->f32 ? ce_plan_rows_f32(c, n_threads) : ce_plan_rows_f64(c, n_threads);
     default: /* CE_WEIGHTS: rows of the targets, or of the sample weights */
         rows = c->op[CE_TARGET].data != NULL ? &c->op[CE_TARGET] : &c->op[CE_SAMPLE_WEIGHT];

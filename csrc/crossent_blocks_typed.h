@@ -439,6 +439,43 @@ static void CE_T(ce_staged_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n,
     }
 }
 
+/* The evaluation kernels' ranks_out2: the target rank of rows first ..
+ * first+n-1 (NaN for an ignored row), right after their losses, while the
+ * rows are still in the cache.  A row strided along its classes is copied
+ * into scratch (the staging tile, free again by now) first. */
+static void CE_T(ce_rank_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n, F *scratch)
+{
+    const ce_operand *xo = &c->op[CE_X], *ro = &c->op[CE_RANKS];
+    ptrdiff_t C = c->n_classes, a = first / c->inner, b = first - a * c->inner, kept = 0;
+    const F *rows[CE_BLOCK_ROWS];
+    ptrdiff_t targets[CE_BLOCK_ROWS];
+    F ranks[CE_BLOCK_ROWS];
+    F *dst[CE_BLOCK_ROWS];
+    int in_place = c->stage_x < 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        ptrdiff_t t = ce_target_at(&c->op[CE_TARGET], a, b);
+        F *rank = (F *)ce_at2(ro, a, b);
+        if (t == c->opt.ignore_index) {
+            *rank = (F)NAN;
+        } else if (in_place) {
+            rows[kept] = (const F *)ce_at2(xo, a, b);
+            targets[kept] = t;
+            dst[kept++] = rank;
+        } else {
+            const char *row = ce_at2(xo, a, b);
+            for (ptrdiff_t j = 0; j < C; j++)
+                scratch[c->stage_x + j] = *(const F *)(row + j * xo->strides[2]);
+            rows[0] = scratch + c->stage_x;
+            CE_T(ce_target_ranks)(rows, 1, C, &t, rank);
+        }
+        if (++b == c->inner)
+            b = 0, a++;
+    }
+    CE_T(ce_target_ranks)(rows, kept, C, targets, ranks);
+    for (ptrdiff_t j = 0; j < kept; j++)
+        *dst[j] = ranks[j];
+}
+
 static void CE_T(ce_row_block)(const ce_call *c, ptrdiff_t block, F *scratch, double *block_sum)
 {
     ptrdiff_t first = block * CE_BLOCK_ROWS, n = ce_min(CE_BLOCK_ROWS, c->n_rows - first);
@@ -449,6 +486,8 @@ static void CE_T(ce_row_block)(const ce_call *c, ptrdiff_t block, F *scratch, do
         CE_T(ce_plain_activation_block)(c, first, n);
     else
         CE_T(ce_staged_rows)(c, first, n, scratch, losses);
+    if (c->op[CE_RANKS].data != NULL)
+        CE_T(ce_rank_rows)(c, first, n, scratch);
     *block_sum = ce_is_activation_row_kernel(c->kernel) ? 0.0 : CE_T(ce_sum)(losses, n);
 }
 
@@ -465,6 +504,8 @@ static void CE_T(ce_shared_rows_unit)(const ce_call *c, ptrdiff_t u)
     else
         for (ptrdiff_t i = first; i < first + n; i++)
             losses[i] = CE_T(ce_one_row)(c, i / c->inner, i % c->inner, 0, NULL);
+    if (c->op[CE_RANKS].data != NULL)
+        CE_T(ce_rank_rows)(c, first, n, NULL);
 }
 
 static void CE_T(ce_rows_unit)(const ce_call *c, ptrdiff_t u, F *scratch, double *unit_sum)

@@ -105,7 +105,8 @@ extern "C" {
       ce_weight_product_block, (CE_IN(X), CE_IN(WEIGHT), CE_IN(LOSSES), n))                     \
     KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)          \
     CE_OBJECTIVE_KERNELS(KERNEL)                                                                     \
-    CE_LOGIT_TRANSFORM_KERNELS(KERNEL)
+    CE_LOGIT_TRANSFORM_KERNELS(KERNEL)                                                               \
+    CE_EVAL_KERNELS(KERNEL)
 
 /* Gradient-boosting objectives (python/crossent/objectives.py): the gradient
  * and the Hessian of each sample's loss, no loss sum.  The softmax ones go
@@ -140,6 +141,21 @@ extern "C" {
       "z3, y3, class_weight, sample_weight2?, label_smoothing, z_loss, softcap, lse_out2?, "     \
       "losses_out2?, grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)
 
+/* The loss-only kernels of crossent.evaluate: the index losses' sums as
+ * their kernels give them without a gradient (the same bits), and with
+ * ranks_out2 each row's target rank from the same pass over the row
+ * (docs/kernels.md, "Evaluation"). */
+#define CE_EVAL_KERNELS(KERNEL)                                                                      \
+    KERNEL(softmax_xent_index_eval, CE_ROWS,                                                         \
+      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
+      "n_threads, acc", CE_ROW_MATH)                                                            \
+    KERNEL(categorical_xent_index_eval, CE_ROWS,                                                     \
+      "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
+      "n_threads, acc", CE_ROW_MATH)                                                            \
+    KERNEL(nll_index_eval, CE_ROWS,                                                                  \
+      "x3, target2, class_weight, sample_weight2?, ignore_index, ranks_out2?, n_threads, acc",    \
+      CE_ROW_MATH)
+
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };
 #undef CE_KERNEL_ID
@@ -159,6 +175,7 @@ enum ce_slot {
     CE_OUT,            /* gradient; an activation's result */
     CE_HESS,           /* an objective's Hessian (after CE_OUT: an output) */
     CE_LSE,            /* per-row log-sum-exp (the logit-transform kernels) */
+    CE_RANKS,          /* per-row target ranks (the evaluation kernels) */
     CE_N_SLOTS
 };
 

@@ -162,7 +162,8 @@ const char *ce_simd_available(void);
       (const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
        const double *class_weight, CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss), \
       (x, rows, n, target, class_weight, grad, grad_scale, loss))                                 \
-    CE_ROWS_OBJECTIVE_FUNCTIONS(X)
+    CE_ROWS_OBJECTIVE_FUNCTIONS(X)                                                             \
+    CE_ROWS_EVAL_FUNCTIONS(X)
 
 /* Gradient-boosting objectives (crossent_objectives_typed.h): the gradient
  * AND the Hessian of each element's (row's) loss with respect to its raw
@@ -182,6 +183,16 @@ const char *ce_simd_available(void);
        const CE_REAL *const *y, const CE_REAL *s, ptrdiff_t hessian_rule, double hessian_factor,  \
        double min_hessian, CE_REAL *const *grad, CE_REAL *const *hess),                           \
       (z, rows, n, target, y, s, hessian_rule, hessian_factor, min_hessian, grad, hess))
+
+/* The evaluation's per-row metric work (crossent.evaluate's metrics):
+ * rank[k] = the rank of row k's target class, #{c: z_c > z_t} +
+ * #{c < t: z_c == z_t} (0 when the target is the argmax, ties going to the
+ * lowest index as numpy.argmax), or n when the row holds a NaN. */
+#define CE_ROWS_EVAL_FUNCTIONS(X)                                                                \
+    X(void, ce_target_ranks,                                                                      \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       CE_REAL *rank),                                                                            \
+      (z, rows, n, target, rank))
 
 /* Class indices (n contiguous targets): the position of the first target
  * outside [0, n_classes) that is not ignore_index, or -1 when there is none;

@@ -1410,6 +1410,47 @@ static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, pt
     }
 }
 
+/* ---- evaluation: the target's rank ---------------------------------------- */
+
+/* Entries counted in 32-bit lanes before they are added up: a compare mask
+ * widened to 64 bits would halve the vector width. */
+#define CE_RANK_RUN (1 << 20)
+
+/* #{c in [from, to): z_c > zt} (or >= with or_equal), and whether a NaN
+ * was seen; or_equal is a constant after inlining. */
+CE_INLINE ptrdiff_t CE_FN(count_above)(const CE_REAL *z, ptrdiff_t from, ptrdiff_t to, CE_REAL zt,
+                                       int or_equal, int *nan)
+{
+    ptrdiff_t total = 0;
+    int seen = 0;
+    for (ptrdiff_t start = from; start < to; start += CE_RANK_RUN) {
+        ptrdiff_t end = to - start < CE_RANK_RUN ? to : start + CE_RANK_RUN;
+        int32_t above = 0;
+        for (ptrdiff_t c = start; c < end; c++) {
+            CE_REAL v = z[c];
+            above += or_equal ? v >= zt : v > zt;
+            seen |= v != v;
+        }
+        total += above;
+    }
+    *nan |= seen;
+    return total;
+}
+
+static void CE_FN(ce_target_ranks)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
+                                   const ptrdiff_t *target, CE_REAL *rank)
+{
+    for (ptrdiff_t k = 0; k < rows; k++) {
+        ptrdiff_t t = target[k];
+        CE_REAL zt = z[k][t];
+        int nan = 0;
+        /* Before the target a tie ranks above it, from the target on it does not. */
+        ptrdiff_t above = CE_FN(count_above)(z[k], 0, t, zt, 1, &nan)
+                          + CE_FN(count_above)(z[k], t, n, zt, 0, &nan);
+        rank[k] = (CE_REAL)(nan ? n : above);
+    }
+}
+
 /* ---- primitive blocks (tests and timing only) -------------------------- */
 
 static void CE_FN(ce_exp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)

@@ -322,7 +322,7 @@ def test_label_out_of_range_names_its_row_in_the_whole_file(capsys, tmp_path, go
 def test_label_out_of_range_is_caught_before_any_kernel_reads_it(tmp_path, monkeypatch):
     pred, labels = inputs("cross_entropy", np.random.default_rng(14))
     labels[-1] = -7
-    monkeypatch.setattr(crossent._api, "loss_sums", lambda *a, **k: pytest.fail("kernel ran"))
+    monkeypatch.setattr(_eval, "chunk_sums", lambda *a, **k: pytest.fail("kernel ran"))
     with pytest.raises(ValueError, match=f"row {N_ROWS - 1}"):
         crossent.evaluate("cross_entropy", pred, labels, chunk_rows=N_ROWS * 2)
 
@@ -370,12 +370,23 @@ def test_reduction_none_is_refused():
 
 # ---------------------------------------------------------------- CLI
 
-def test_cli_prints_the_loss(capsys, good_files):
+def table_loss(out):
+    """The loss of `crossent eval`'s table: its first line, "LOSS (REDUCTION)  VALUE"."""
+    return out.splitlines()[0].split()[-1]
+
+
+def test_cli_prints_a_table(capsys, good_files):
     status, out, err = run_cli(capsys, "cross_entropy", *good_files)
     assert status == 0 and err == ""   # stderr is not a terminal: no progress bar
     expected = crossent.cross_entropy(np.load(good_files[0]), np.load(good_files[1]))
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["cross_entropy", "(mean)"]
     # the shortest digits that give back the float32 value
-    assert out == str(expected) + "\n" and np.float32(out) == expected
+    assert table_loss(out) == str(expected) and np.float32(table_loss(out)) == expected
+    assert [line.split()[0] for line in lines[1:]] == ["rows", "rows/s", "read"]
+    assert lines[1].split()[1] == f"{N_ROWS:,}"
+    size = sum(np.load(path).nbytes for path in good_files)
+    assert lines[3].split()[1:3] == [f"{size / 1000:.3g}", "kB"]
 
 
 def test_cli_json_report(capsys, tmp_path, good_files):
@@ -405,7 +416,7 @@ def test_cli_options_reach_the_loss(capsys, tmp_path):
     expected = crossent.binary_cross_entropy_with_logits(
         pred, target, pos_weight=pos_weight, sample_weight=sample_weight, label_smoothing=0.1,
         reduction="sum")
-    assert status == 0 and out == str(expected) + "\n"
+    assert status == 0 and table_loss(out) == str(expected)
 
 
 def test_python_dash_m_crossent_eval(good_files):

@@ -33,8 +33,12 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, metavar="N", help="default: all cores")
     parser.add_argument("--backend", choices=_backends.ORDER,
                         help="default: the fastest available")
+    parser.add_argument("--metrics", metavar="LIST",
+                        help="from the same pass, comma-separated: accuracy, topK (e.g. top5), "
+                             "perplexity; binary losses: accuracy, brier, perplexity")
     parser.add_argument("--json", action="store_true",
-                        help="print loss, samples, weight sum, dtype, backend, rows/s as JSON")
+                        help="print loss, metrics, samples, weight sum, dtype, backend, rows/s "
+                             "as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -46,7 +50,7 @@ def run(args):
     try:
         report = evaluate_report(args.loss, args.pred, args.target, reduction=args.reduction,
                                  chunk_rows=args.chunk_rows, backend=args.backend,
-                                 n_threads=args.threads,
+                                 n_threads=args.threads, metrics=args.metrics,
                                  progress=not args.quiet and sys.stderr.isatty(), **options)
     except (OSError, ValueError, TypeError, MemoryError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
@@ -58,13 +62,34 @@ def run(args):
     if args.json:
         print(json.dumps(_report_dict(report)))
     else:
-        print(report.loss)
+        print(_report_table(args.loss, report))
     return 0
+
+
+def _report_table(loss, report):
+    """The human-readable report: the loss and the metrics asked for, then
+    what was read and how fast."""
+    rate = report.rows / report.seconds if report.seconds > 0 else float("inf")
+    lines = [(f"{loss} ({report.reduction})", str(report.loss))]
+    lines += [(name, f"{value:.6g}") for name, value in report.metrics.items()]
+    lines += [("rows", f"{report.rows:,}"), ("rows/s", f"{rate:,.0f}"),
+              ("read", f"{_size(report.bytes_read)} in {report.seconds:.3g} s "
+                       f"({report.backend}, {report.dtype})")]
+    width = max(len(name) for name, _ in lines)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in lines)
+
+
+def _size(n_bytes):
+    for unit in ("B", "kB", "MB", "GB"):
+        if n_bytes < 1000 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1000
 
 
 def _report_dict(report):
     return {"loss": float(report.loss), "reduction": report.reduction,
             "samples": report.samples, "weight_sum": report.weight_sum, "dtype": report.dtype,
             "backend": report.backend, "rows": report.rows, "chunks": report.chunks,
-            "seconds": report.seconds,
+            "seconds": report.seconds, "bytes_read": report.bytes_read,
+            "metrics": report.metrics,
             "rows_per_second": report.rows / report.seconds if report.seconds > 0 else None}

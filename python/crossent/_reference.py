@@ -484,6 +484,48 @@ def softmax_xent_soft_ext(z3, y3, class_weight, sample_weight2, label_smoothing,
     return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
 
 
+# ------------------------------------------------------------- evaluation
+
+def target_ranks(x3, target2, ignore_index):
+    """Each row's target rank: #{c: x_c > x_t} + #{c < t: x_c == x_t}, so 0
+    exactly when ``numpy.argmax`` of the row is the target; C for a row
+    holding a NaN (never correct); NaN for an ignored row."""
+    n_classes = x3.shape[-1]
+    valid = target2 != ignore_index
+    safe = np.where(valid, target2, 0).astype(np.intp)
+    picked = np.take_along_axis(x3, safe[..., None], axis=-1)
+    before = np.arange(n_classes) < safe[..., None]
+    rank = np.sum((x3 > picked) | ((x3 == picked) & before), axis=-1)
+    rank = np.where(_nan_rows(x3), n_classes, rank)
+    return np.where(valid, rank, np.nan).astype(x3.dtype)
+
+
+def _write_ranks(ranks_out2, x3, target2, ignore_index):
+    if ranks_out2 is not None:
+        ranks_out2[...] = target_ranks(x3, target2, ignore_index)
+
+
+def softmax_xent_index_eval(z3, target2, class_weight, sample_weight2, ignore_index,
+                            label_smoothing, ranks_out2, n_threads, acc):
+    _write_ranks(ranks_out2, z3, target2, ignore_index)
+    return softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
+                              label_smoothing, None, None, 1.0, n_threads, acc)
+
+
+def categorical_xent_index_eval(p3, target2, class_weight, sample_weight2, ignore_index,
+                                label_smoothing, ranks_out2, n_threads, acc):
+    _write_ranks(ranks_out2, p3, target2, ignore_index)
+    return categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_index,
+                                  label_smoothing, None, None, 1.0, n_threads, acc)
+
+
+def nll_index_eval(x3, target2, class_weight, sample_weight2, ignore_index, ranks_out2,
+                   n_threads, acc):
+    _write_ranks(ranks_out2, x3, target2, ignore_index)
+    return nll_index(x3, target2, class_weight, sample_weight2, ignore_index, None, None, 1.0,
+                     n_threads, acc)
+
+
 # ------------------------------------------- 2-byte predictions (float16, bfloat16)
 
 def _widening_half(kernel):
@@ -500,6 +542,7 @@ def _widening_half(kernel):
 for _name in ("sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp", "bce",
               "bce_with_logits", "mse", "focal", "kl_div", "softmax_xent_index",
               "softmax_xent_soft", "categorical_xent_index", "categorical_xent_soft", "nll_index",
-              "softmax_xent_index_ext", "softmax_xent_soft_ext"):
+              "softmax_xent_index_ext", "softmax_xent_soft_ext", "softmax_xent_index_eval",
+              "categorical_xent_index_eval", "nll_index_eval"):
     globals()[_name] = _widening_half(globals()[_name])
 del _name
