@@ -532,7 +532,7 @@ static void CE_T(ce_sum_shared_rows)(const ce_call *c, double *acc)
 static ptrdiff_t CE_T(ce_stage_offset)(const ce_operand *op, ptrdiff_t tile_elems, ptrdiff_t *scratch_elems)
 {
     ptrdiff_t offset;
-    if (op->data == NULL || !op->half && (op->shape[2] <= 1 || op->strides[2] == (ptrdiff_t)sizeof(F)))
+    if (op->data == NULL || (!op->half && (op->shape[2] <= 1 || op->strides[2] == (ptrdiff_t)sizeof(F))))
         return -1;
     offset = *scratch_elems;
     *scratch_elems += tile_elems;

@@ -239,7 +239,6 @@ typedef struct {
     void *row_losses;            /* shared mode: every row's loss */
     ptrdiff_t n_rows, inner, n_classes, cols, total, block_len;
     ptrdiff_t tile_rows, stage_x, stage_y, stage_out, stage_hess;
-    ptrdiff_t tile_rows, stage_x, stage_y, stage_out;
     ptrdiff_t stage_work;        /* a row of scratch for the capped logits, or -1 */
     int needed[CE_N_SLOTS];
     ptrdiff_t slot[CE_N_SLOTS];
