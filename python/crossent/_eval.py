@@ -1,15 +1,15 @@
 """``crossent eval`` and :func:`crossent.evaluate`: the loss of stored
 predictions and targets, in bounded memory whatever the file size.
 
-How the answer stays exact: every loss kernel sums its fixed blocks
-(``CE_BLOCK_ROWS`` rows, or ``CE_BLOCK_ELEMS`` elements for the elementwise
-losses) in block order onto an ``acc`` it is given, and so do the
-denominators (docs/kernels.md).  Chunks are therefore cut on block
-boundaries and each chunk continues from the previous chunk's sums, which
-gives the bits of the one-shot ``crossent.<loss>(...)`` call, on every
-backend, for any chunk size and thread count.  Validation, the canonical
-layout and the reduction are the facade's own (``_api.loss_plan``,
-``_api.loss_sums``, ``_api.finish_reduction``), run on each chunk.
+How the answer stays the same whatever the chunks: each chunk gives a
+:class:`~crossent.LossPartial` (_partial.py), the exact sums of its
+per-sample losses and weights, and the partials merge exactly; the loss is
+the correctly rounded sum of every per-sample loss over that of every
+weight (docs/guarantees.md), for any chunk size, thread count and backend
+of equal per-sample losses, and equal to what ``crossent.dask.evaluate``
+gives.  The one-shot ``crossent.<loss>(...)`` folds block sums in order
+instead: the two agree to within that fold's rounding.  Validation, the
+canonical layout and the reduction are the facade's own, run on each chunk.
 
 The files are read by ``_readers`` (bounded memory: see there); the command
 line is ``_cli_eval``.
@@ -170,9 +170,14 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
              progress=False):
     """The loss of predictions and targets that may not fit in memory.
 
-    Equals ``crossent.<loss>(pred, target, ...)`` bit for bit (on the same
-    data, any ``chunk_rows`` and ``n_threads``), computed a chunk at a time so
-    that memory stays bounded by the chunk size.
+    The correctly rounded sum of the per-sample losses of
+    ``crossent.<loss>(pred, target, ..., reduction="none")`` (as
+    ``math.fsum``), over that of the per-sample weights for a mean: the same
+    bits for any ``chunk_rows`` and ``n_threads``, the same as
+    ``crossent.loss_partial`` and ``crossent.dask.evaluate`` on any split,
+    and within rounding of the one-shot ``crossent.<loss>(...)`` (which folds
+    block sums in order).  Computed a chunk at a time so that memory stays
+    bounded by the chunk size.
 
     Parameters
     ----------
@@ -303,11 +308,12 @@ def _label(value, name):
 
 def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scalars, class_axis,
                 check_labels, ignore_index, bar):
-    """Feed the chunks through the facade; returns (the last chunk's LossSums,
-    samples, chunks).  ``class_axis`` is None for an elementwise loss;
+    """Feed the chunks through the facade, merging their exact partials
+    (_partial.py); returns (the merged LossSums, samples, chunks).  ``class_axis`` is None for an elementwise loss;
     ``check_labels``: the target holds class indices, checked here first."""
     from . import _api
-    acc, sums, samples, chunks = (0.0, 0.0), None, 0, 0
+    from ._partial import loss_partial
+    total, samples, chunks = None, 0, 0
     bounds = [(None, None)] if cut.axis is None else [
         (start, min(start + length, cut.length)) for start in range(0, max(cut.length, 1), length)]
     for start, stop in bounds:
@@ -319,16 +325,17 @@ def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scal
                           start or 0, sources["target"].label)
         kwargs = {**scalars, **{k: v for k, v in views.items() if k not in ("pred", "target")}}
         try:
-            sums = _api.loss_sums(loss, views["pred"], views["target"], acc=acc, mean=mean,
-                                  backend=backend, n_threads=n_threads, **kwargs)
+            partial = loss_partial(loss, views["pred"], views["target"], backend=backend,
+                                   n_threads=n_threads, **kwargs)
         except (ValueError, TypeError) as exc:
             raise type(exc)(_in_context(str(exc), sources, cut, start, stop)) from None
-        acc = (sums.loss_sum, sums.denominator)
+        total = partial if total is None else total.merge(partial)
         shape = views["pred"].shape
         samples += math.prod(n for i, n in enumerate(shape) if i != class_axis)
         chunks += 1
         del views, kwargs   # unmap this chunk before mapping the next
         bar.update((stop - start) if start is not None else 1)
+    sums = _api.LossSums(*total.sums(mean), np.dtype(total.dtype), _backends.module(backend).NAME)
     return sums, samples, chunks
 
 
