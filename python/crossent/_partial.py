@@ -199,12 +199,17 @@ def merge_partials(partials):
 
 
 def _sum_to_json(total):
-    return {"units": hex(total.units), "nan": total.nan, "pos_inf": total.pos_inf,
+    """The exact sum as "MpE" (hexadecimal M, decimal E: units = M * 2**E,
+    M odd), short where the int is mostly trailing zeros."""
+    units = total.units
+    shift = (units & -units).bit_length() - 1 if units else 0
+    return {"units": f"{units >> shift:x}p{shift}", "nan": total.nan, "pos_inf": total.pos_inf,
             "neg_inf": total.neg_inf}
 
 
 def _sum_from_json(data):
-    return ExactSum(int(data["units"], 16), bool(data["nan"]), bool(data["pos_inf"]),
+    mantissa, shift = data["units"].split("p")
+    return ExactSum(int(mantissa, 16) << int(shift), bool(data["nan"]), bool(data["pos_inf"]),
                     bool(data["neg_inf"]))
 
 
