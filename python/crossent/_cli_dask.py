@@ -85,8 +85,12 @@ def _evaluate(args):
     progress = not args.quiet and sys.stderr.isatty()
     started = time.perf_counter()
     with _client(args) as client:
+        cluster_seconds = time.perf_counter() - started
         workers = len(client.scheduler_info()["workers"]) if client is not None else 0
         partial = _compute(lazy, client, progress)
+        compute_seconds = time.perf_counter() - started - cluster_seconds
+        worker_peaks = (sorted(client.run(peak_memory_mb).values()) if client is not None
+                        else None)
     seconds = time.perf_counter() - started
     reduction = args.reduction
     loss = partial.result(reduction)
@@ -97,7 +101,8 @@ def _evaluate(args):
             "dtype": partial.dtype, "backend": args.backend or _default_backend(),
             "rows": int(pred.shape[0]) if pred.ndim else 1,
             "chunks": int(pred.numblocks[0]) if pred.ndim else 1,
-            "workers": workers, "seconds": seconds,
+            "workers": workers, "seconds": seconds, "compute_seconds": compute_seconds,
+            "cluster_seconds": cluster_seconds, "worker_peak_mb": worker_peaks,
             "rows_per_second": (pred.shape[0] / seconds if seconds > 0 and pred.ndim else None),
             "partial": json.loads(partial.to_json())}
 
@@ -121,9 +126,12 @@ def _client(args):
         with Client(args.scheduler) as client:
             yield client
         return
+    import logging
+    # silence_logs: the workers' own shutdown chatter is no news to the user.
     with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        client.run(_warm_up)   # imports in the workers count as start-up, not as work
         yield client
 
 
@@ -146,3 +154,18 @@ def _compute(lazy, client, progress):
 def _default_backend():
     from . import _backends
     return _backends.get_backend()
+
+
+def peak_memory_mb():
+    """This process's peak resident memory (VmHWM, file-backed pages
+    included), in MB; run on each worker for the --json report."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def _warm_up():
+    import crossent.dask  # noqa: F401
+    return True

@@ -7,24 +7,24 @@ Adding ints is exact, so the sum of many values does not depend on their
 order or on how they were grouped, and it is rounded to float64 once, when
 asked (Python's int/int division is correctly rounded).
 
-Vectorised: each value is split by ``np.frexp`` into an exponent and a
-53-bit integer mantissa, the mantissa into two halves of at most 27 bits;
-``np.bincount`` adds the halves of equal exponent in float64, exactly as long
-as fewer than 2**26 values share one call; the few non-empty exponent bins
-are then shifted into the int.
+Vectorised: each value is split into an exponent and an integer mantissa
+by its bits (a float64's 53-bit mantissa in two halves of at most 27 bits); ``np.bincount`` adds the mantissas of equal
+exponent in float64, exactly as long as fewer than 2**26 values share one
+call; the few non-empty exponent bins are then shifted into the int.
 """
 import math
 
 import numpy as np
 
-# frexp gives x = m * 2**e, 0.5 <= |m| < 1, e >= -1073 for every non-zero
-# float64; with M = m * 2**53 an integer, x = M * 2**(e - 53).  In units of
-# 2**-1127 that is M << (e + 1074), a non-negative shift.
+# The smallest float64 step is 2**-1074 and the float64 mantissa has 53
+# bits: in units of 2**-1127 every float64 and every mantissa-sized piece of
+# one is a whole number.
 UNIT_BITS = 1127
-_EXPONENT_OFFSET = 1074
-_BINS = 1024 + _EXPONENT_OFFSET + 1
-# Values per bincount call: the halves (|h| < 2**27) then sum below 2**53.
-_SLICE = 1 << 24
+# Values per slice: few enough that the temporaries stay in cache (and far
+# below the 2**26 values per bincount that keep its float64 sums exact).
+_SLICE = 1 << 16
+_FLOAT32_BINS = 256
+_FLOAT64_BINS = 2048
 
 
 class ExactSum:
@@ -44,7 +44,11 @@ class ExactSum:
         return total
 
     def add_array(self, values):
-        flat = np.ravel(np.asarray(values, dtype=np.float64))
+        values = np.asarray(values)
+        # float32 (and float16, exactly widened to it) is split by its bits,
+        # which is cheaper than frexp; everything else goes through float64.
+        dtype = np.float32 if values.dtype in (np.float16, np.float32) else np.float64
+        flat = np.ravel(values.astype(dtype, copy=False))
         if flat.size == 0:
             return self
         with np.errstate(over="ignore", invalid="ignore"):
@@ -57,8 +61,9 @@ class ExactSum:
                 self.pos_inf |= bool((odd == np.inf).any())
                 self.neg_inf |= bool((odd == -np.inf).any())
                 flat = flat[finite]
+        units_of = _float32_units if dtype == np.float32 else _float64_units
         for start in range(0, flat.size, _SLICE):
-            self.units += _exact_units(flat[start:start + _SLICE])
+            self.units += units_of(flat[start:start + _SLICE])
         return self
 
     def add_count(self, count):
@@ -103,18 +108,40 @@ class ExactSum:
         return f"ExactSum({self.value()!r})"
 
 
-def _exact_units(flat):
-    """Σ flat (finite float64, fewer than 2**26 values) in units of 2**-UNIT_BITS."""
-    mantissa, exponent = np.frexp(flat)
-    mantissa *= 2.0 ** 27                      # exact: a power of two
-    high = np.floor(mantissa)                  # |high| < 2**27, an integer
-    mantissa -= high
-    mantissa *= 2.0 ** 26                      # the low 26 bits, an integer in [0, 2**26)
-    bins = exponent.astype(np.intp)
-    bins += _EXPONENT_OFFSET
-    high_sums = np.bincount(bins, weights=high, minlength=_BINS)
-    low_sums = np.bincount(bins, weights=mantissa, minlength=_BINS)
+def _float32_units(flat):
+    """Σ flat (finite float32) in units of 2**-UNIT_BITS: x = ±M * 2**(E - 150)
+    with E its biased exponent (1 for subnormals) and M < 2**24 its mantissa
+    with the implicit bit; bincount adds the M of each E exactly."""
+    bits = flat.view(np.int32)
+    negative = bits < 0
+    exponent = (bits >> 23) & 0xFF
+    mantissa = (bits & 0x7FFFFF).astype(np.float64)
+    mantissa += (exponent != 0) * 8388608.0                 # the implicit bit, 2**23
+    np.negative(mantissa, out=mantissa, where=negative)
+    np.maximum(exponent, 1, out=exponent)
+    sums = np.bincount(exponent, weights=mantissa, minlength=_FLOAT32_BINS)
     total = 0
-    for b in np.flatnonzero(high_sums.astype(bool) | low_sums.astype(bool)).tolist():
-        total += ((int(high_sums[b]) << 26) + int(low_sums[b])) << b
+    for b in np.flatnonzero(sums).tolist():
+        total += int(sums[b]) << (b - 150 + UNIT_BITS)
+    return total
+
+
+def _float64_units(flat):
+    """Σ flat (finite float64) in units of 2**-UNIT_BITS: x = ±M * 2**(E - 1075)
+    with M < 2**53, added as its high 27 and low 26 bits."""
+    bits = flat.view(np.int64)      # signed: int64 -> float64 converts faster than uint64
+    negative = bits < 0
+    bins = (bits >> 52) & 0x7FF
+    mantissa = bits & ((1 << 52) - 1)
+    mantissa += (bins != 0).astype(np.int64) << 52    # the implicit bit
+    high = (mantissa >> 26).astype(np.float64)
+    low = (mantissa & ((1 << 26) - 1)).astype(np.float64)
+    np.negative(high, out=high, where=negative)
+    np.negative(low, out=low, where=negative)
+    np.maximum(bins, 1, out=bins)
+    high_sums = np.bincount(bins, weights=high, minlength=_FLOAT64_BINS)
+    low_sums = np.bincount(bins, weights=low, minlength=_FLOAT64_BINS)
+    total = 0
+    for b in np.flatnonzero((high_sums != 0) | (low_sums != 0)).tolist():
+        total += ((int(high_sums[b]) << 26) + int(low_sums[b])) << (b - 1075 + UNIT_BITS)
     return total
