@@ -276,3 +276,26 @@ def test_cli_on_the_cluster_and_bad_shards(capsys, cluster, tmp_path):
     status, _, err = run_cli(capsys, "cross_entropy", preds, labels, "--scheduler",
                              local.scheduler_address)
     assert status == 1 and "labels/part-002.npy is paired with PRED shard" in err
+
+
+@pytest.mark.slow
+def test_a_task_that_always_kills_its_worker_fails_clearly(tmp_path):
+    """Past ``allowed-failures`` Dask gives up with KilledWorker naming the
+    task: an error, never a loss computed without that block."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    def always_kill(block):
+        if block.size:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return block
+
+    logits, labels = make_inputs("cross_entropy", np.random.default_rng(12), 4000, np.float32)
+    pred = chunked(logits, 1000).map_blocks(always_kill, dtype=logits.dtype,
+                                            meta=np.empty((0, 0), logits.dtype))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None,
+                                     silence_logs=50) as local, distributed.Client(local):
+        with pytest.raises(distributed.KilledWorker, match="all those workers died while running it"):
+            crossent_dask.evaluate("cross_entropy", pred, labels, n_threads=1)
