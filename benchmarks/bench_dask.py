@@ -75,7 +75,7 @@ def scheduler_overhead(n_tasks, workers):
     import dask
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster):
+                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
         def nothing(i):
             return i
         results = []

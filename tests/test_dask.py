@@ -210,7 +210,7 @@ def test_no_shard_matches(capsys, tmp_path):
 def cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address=":0",
                                   silence_logs=40) as local, \
             distributed.Client(local) as client:
         yield local, client
@@ -295,7 +295,7 @@ def test_a_task_that_always_kills_its_worker_fails_clearly(tmp_path):
                                             meta=np.empty((0, 0), logits.dtype))
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=None,
+                                     host="127.0.0.1", dashboard_address=":0",
                                      silence_logs=50) as local, distributed.Client(local):
         with pytest.raises(distributed.KilledWorker, match="all those workers died while running it"):
             crossent_dask.evaluate("cross_entropy", pred, labels, n_threads=1)

@@ -129,7 +129,7 @@ def _client(args):
     import logging
     # silence_logs: the workers' own shutdown chatter is no news to the user.
     with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None,
+                      host="127.0.0.1", dashboard_address=":0",
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         client.run(_warm_up)   # imports in the workers count as start-up, not as work
         yield client

@@ -19,8 +19,12 @@ GLOB_CHARACTERS = "*?["
 def is_store_spec(spec):
     """Whether a command-line operand names shards or a Zarr array (the
     other operands are .npy/.npz files, read by _readers)."""
-    return isinstance(spec, str) and (any(c in spec for c in GLOB_CHARACTERS)
-                                      or _zarr_parts(spec) is not None)
+    if not isinstance(spec, str):
+        return False
+    if _zarr_parts(spec) is not None:
+        return True
+    # A file whose name holds "[" or "*" is that file, not a pattern.
+    return any(c in spec for c in GLOB_CHARACTERS) and not os.path.exists(spec)
 
 
 def open_store(spec, label, chunk_rows):
