@@ -112,10 +112,19 @@ def test_operands_of_the_wrong_length_are_refused():
         crossent_dask.evaluate("cross_entropy", logits, labels, alpha=0.5)
 
 
-def test_without_dask_the_message_says_what_to_install(monkeypatch):
+def test_without_dask_the_message_says_what_to_install(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "dask.array", None)
     with pytest.raises(ImportError, match=r"pip install crossent\[dask\]"):
         crossent_dask.evaluate("cross_entropy", np.zeros((2, 3)), np.zeros(2, int))
+    preds, labels = write_shards(tmp_path)
+    status, _, err = run_cli(capsys, "cross_entropy", preds, labels)
+    assert status == 1 and "pip install crossent[dask]" in err
+
+
+def test_the_package_exposes_the_dask_module_and_partials():
+    assert crossent.dask is crossent_dask
+    assert crossent.loss_partial is crossent._partial.loss_partial
+    assert {"loss_partial", "LossPartial", "merge_partials"} <= set(crossent.__all__)
 
 
 # ------------------------------------------------------------ shards and Zarr on the command line
