@@ -207,6 +207,17 @@ def test_a_shard_of_the_wrong_shape_is_named(capsys, tmp_path):
     assert status == 1 and "part-001.npy: cannot be read as a .npy array" in err
 
 
+def test_a_bad_label_names_its_shard_and_rows(capsys, tmp_path):
+    preds, labels = write_shards(tmp_path)
+    bad = np.load(tmp_path / "labels" / "part-002.npy")
+    bad[1234] = 70
+    np.save(tmp_path / "labels" / "part-002.npy", bad)
+    status, _, err = run_cli(capsys, "cross_entropy", preds, labels, "--chunk-rows", 1000)
+    assert status == 1
+    assert "rows 1000:1300 of PRED shard" in err and "labels/part-002.npy" in err
+    assert "class index 70 at position (234,)" in err
+
+
 def test_no_shard_matches(capsys, tmp_path):
     status, _, err = run_cli(capsys, "cross_entropy", str(tmp_path / "none-*.npy"),
                              str(tmp_path / "x-*.npy"))

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from ._stores import check_pairs, is_store_spec, open_store, rows_per_chunk
+from ._stores import check_pairs, is_store_spec, open_store, rows_per_chunk, shard_partials
 
 _ARRAY_OPTIONS = (("weight", "--weight"), ("sample_weight", "--sample-weight"),
                   ("pos_weight", "--pos-weight"))
@@ -74,14 +74,21 @@ def _evaluate(args):
     options = {"ignore_index": args.ignore_index, "label_smoothing": args.label_smoothing,
                "axis": args.axis, "alpha": args.alpha, "gamma": args.gamma,
                "log_target": args.log_target}
-    for key, label in _ARRAY_OPTIONS:
-        spec = getattr(args, key)
-        if spec is not None:
-            options[key] = _open(spec, label, chunk_rows)[0]
+    array_options = [(key, label) for key, label in _ARRAY_OPTIONS
+                     if getattr(args, key) is not None]
+    for key, label in array_options:
+        options[key] = _open(getattr(args, key), label, chunk_rows)[0]
     on_cluster = bool(args.scheduler or args.dask_workers)
     n_threads = args.threads if args.threads is not None or not on_cluster else 1
-    lazy = crossent_dask.build(args.loss, pred, target, backend=args.backend,
-                               n_threads=n_threads, **options)
+    if (pred_files is not None and target_files is not None and not array_options
+            and _rows_first(args.loss, args.axis, pred.ndim)):
+        # One task per chunk that maps both shards' rows: no read tasks, no transfers.
+        tasks = shard_partials(args.loss, pred_files, target_files, chunk_rows,
+                               backend=args.backend, n_threads=n_threads, **options)
+        lazy = crossent_dask.merge_tree(tasks)
+    else:
+        lazy = crossent_dask.build(args.loss, pred, target, backend=args.backend,
+                                   n_threads=n_threads, **options)
     progress = not args.quiet and sys.stderr.isatty()
     started = time.perf_counter()
     with _client(args) as client:
@@ -105,6 +112,14 @@ def _evaluate(args):
             "cluster_seconds": cluster_seconds, "worker_peak_mb": worker_peaks,
             "rows_per_second": (pred.shape[0] / seconds if seconds > 0 and pred.ndim else None),
             "partial": json.loads(partial.to_json())}
+
+
+def _rows_first(loss, axis, ndim):
+    """Whether the shards' first axis is the rows (not a multiclass loss's class axis)."""
+    from . import _api
+    if _api.FUNCTIONS.get(loss) is None or _api.FUNCTIONS[loss].over != "rows" or ndim < 2:
+        return True
+    return (-1 if axis is None else axis) % ndim != 0
 
 
 def _open(spec, label, chunk_rows):

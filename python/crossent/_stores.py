@@ -92,6 +92,40 @@ def rows_per_chunk(spec, label, chunk_bytes):
     return max(1, chunk_bytes // max(int(np.prod(shape[1:])) * dtype.itemsize, 1))
 
 
+def shard_partials(loss, pred_files, target_files, chunk_rows, *, backend=None, n_threads=None,
+                   **options):
+    """One lazy LossPartial per chunk of ``chunk_rows`` rows of each pair of
+    shards, each task mapping its rows of both shards itself."""
+    from dask import delayed
+    from ._eval import _check_loss_keywords
+    scalars = {k: v for k, v in options.items() if v is not None}
+    _check_loss_keywords(loss, scalars)
+    tasks = []
+    for pred_path, target_path in zip(pred_files, target_files):
+        pred_shape, pred_dtype = shard_header(pred_path, "PRED")
+        target_shape, target_dtype = shard_header(target_path, "TARGET")
+        pred_source = (pred_path, pred_shape, str(pred_dtype), "PRED")
+        target_source = (target_path, target_shape, str(target_dtype), "TARGET")
+        for start in range(0, max(pred_shape[0], 1), chunk_rows):
+            stop = min(start + chunk_rows, pred_shape[0])
+            tasks.append(delayed(shard_chunk_partial, pure=True)(
+                loss, pred_source, target_source, start, stop, backend, n_threads, scalars))
+    return tasks
+
+
+def shard_chunk_partial(loss, pred_source, target_source, start, stop, backend, n_threads,
+                        scalars):
+    """The partial of rows start:stop of a pair of shards (a task)."""
+    from ._partial import loss_partial
+    pred = read_rows(pred_source[0], start, stop, *pred_source[1:])
+    target = read_rows(target_source[0], start, stop, *target_source[1:])
+    try:
+        return loss_partial(loss, pred, target, backend=backend, n_threads=n_threads, **scalars)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"rows {start}:{stop} of PRED shard {pred_source[0]} and TARGET shard "
+                        f"{target_source[0]}: {exc}") from None
+
+
 def check_pairs(pred_files, target_files, pred_label, target_label):
     """Shards of predictions and targets pair in sorted order: as many of
     each, the same rows in each pair.  An error names the first shard

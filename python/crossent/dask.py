@@ -107,7 +107,7 @@ def build(name, pred, target, *, backend=None, n_threads=None, **options):
     tasks = [delayed(_block_partial, pure=True)(
         name, {key: blocks[key][i] for key in blocks}, bounds[i], backend, n_threads, scalars)
         for i in range(len(bounds))]
-    return _merge_tree(tasks)
+    return merge_tree(tasks)
 
 
 # ---------------------------------------------------------------- tasks
@@ -127,7 +127,8 @@ def _merge(*partials):
     return merge_partials(partials)
 
 
-def _merge_tree(tasks):
+def merge_tree(tasks):
+    """One lazy partial from many: merged MERGE_FAN_IN at a time, in a tree."""
     from dask import delayed
     level = list(tasks)
     while len(level) > 1:
