@@ -197,6 +197,9 @@ def test_partials_of_different_computations_do_not_merge():
                                                       label_smoothing=0.1),
               "other class weights": crossent.loss_partial("cross_entropy", logits, labels,
                                                            weight=np.arange(1.0, 6.0))}
+    same = [crossent.loss_partial("cross_entropy", logits, labels, ignore_index=-100, axis=1,
+                                  label_smoothing=0.0)]
+    assert all(base.merge(p) == base + base for p in same)   # the defaults, spelled out
     for what, other in others.items():
         with pytest.raises(ValueError, match="partials of different computations cannot merge"):
             base.merge(other)

@@ -70,8 +70,8 @@ def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options)
     losses = np.empty(plan.lead_shape, plan.dtype)
     _api._sums(plan, module, n_threads, losses, None)
     denominators, samples = _denominators(name, plan, options)
-    return LossPartial(name, plan.dtype.name, _fingerprint(name, options), ExactSum.of(losses),
-                       denominators, samples)
+    return LossPartial(name, plan.dtype.name, _fingerprint(name, options, plan.pred.ndim),
+                       ExactSum.of(losses), denominators, samples)
 
 
 class LossPartial:
@@ -218,11 +218,21 @@ def _describe(key):
     return f"{loss} ({dtype}, {dict(options)})"
 
 
-def _fingerprint(name, options):
-    """What must agree for two partials to merge: the scalar options as given,
-    and a digest of the class weights of a multiclass loss."""
+def _fingerprint(name, options, ndim):
+    """What must agree for two partials to merge: the scalar options that
+    differ from the loss's defaults (the axis made non-negative), and a
+    digest of the class weights of a multiclass loss."""
+    import inspect
+
     from . import _api
-    key = {k: _plain(options[k]) for k in _SCALAR_OPTIONS if options.get(k) is not None}
+    defaults = inspect.signature(getattr(_api, name)).parameters
+    key = {}
+    for k in _SCALAR_OPTIONS:
+        value = options.get(k)
+        if k == "axis" and value is not None and ndim:
+            value = value % ndim if value % ndim != ndim - 1 else None
+        if value is not None and (k not in defaults or value != defaults[k].default):
+            key[k] = _plain(value)
     weight = options.get("weight")
     if weight is not None and _api.FUNCTIONS[name].over == "rows":
         w = np.ascontiguousarray(np.asarray(weight, dtype=np.float64))
