@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -319,3 +320,19 @@ def test_a_task_that_always_kills_its_worker_fails_clearly(tmp_path):
                                      silence_logs=50) as local, distributed.Client(local):
         with pytest.raises(distributed.KilledWorker, match="all those workers died while running it"):
             crossent_dask.evaluate("cross_entropy", pred, labels, n_threads=1)
+
+
+@pytest.mark.slow
+def test_cli_with_a_local_cluster_of_its_own(tmp_path):
+    """--dask-workers 2 starts, uses and stops its own cluster (in a fresh
+    process, as users run it)."""
+    pytest.importorskip("distributed")
+    preds, labels = write_shards(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "crossent", "eval", "cross_entropy", preds, labels,
+                           "--dask-workers", "2", "--chunk-rows", "500", "--json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["workers"] == 2 and len(report["worker_peak_mb"]) == 2
+    assert report["loss"] == float(crossent.evaluate("cross_entropy", concatenated(preds),
+                                                     concatenated(labels)))
