@@ -26,7 +26,8 @@ CHUNKINGS = [None, 1000, 333, 64, 1]
 
 
 def same_bits(a, b):
-    return np.asarray(a).dtype == np.asarray(b).dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def chunked(array, rows):
@@ -169,8 +170,8 @@ def test_cli_on_zarr_arrays(capsys, tmp_path):
     rng = np.random.default_rng(9)
     logits, labels = make_inputs("cross_entropy", rng, 1000, np.float32)
     group = zarr.open_group(str(tmp_path / "run.zarr"), mode="w")
-    group.create_array("logits", shape=logits.shape, chunks=(128, 5), dtype=logits.dtype)[...] = logits
-    group.create_array("labels", shape=labels.shape, chunks=(300,), dtype=labels.dtype)[...] = labels
+    for name, array, chunks in (("logits", logits, (128, 5)), ("labels", labels, (300,))):
+        group.create_array(name, shape=array.shape, chunks=chunks, dtype=array.dtype)[...] = array
     store = tmp_path / "run.zarr"
     status, out, err = run_cli(capsys, "cross_entropy", f"{store}:logits", f"{store}:labels")
     assert status == 0, err
@@ -318,7 +319,7 @@ def test_a_task_that_always_kills_its_worker_fails_clearly(tmp_path):
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                      host="127.0.0.1", dashboard_address=":0",
                                      silence_logs=50) as local, distributed.Client(local):
-        with pytest.raises(distributed.KilledWorker, match="all those workers died while running it"):
+        with pytest.raises(distributed.KilledWorker, match="all those workers died while running"):
             crossent_dask.evaluate("cross_entropy", pred, labels, n_threads=1)
 
 

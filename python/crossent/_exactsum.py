@@ -8,9 +8,10 @@ order or on how they were grouped, and it is rounded to float64 once, when
 asked (Python's int/int division is correctly rounded).
 
 Vectorised: each value is split into an exponent and an integer mantissa
-by its bits (a float64's 53-bit mantissa in two halves of at most 27 bits); ``np.bincount`` adds the mantissas of equal
-exponent in float64, exactly as long as fewer than 2**26 values share one
-call; the few non-empty exponent bins are then shifted into the int.
+by its bits (a float64's 53-bit mantissa in two halves of at most 27
+bits); ``np.bincount`` adds the mantissas of equal exponent in float64,
+exactly as long as fewer than 2**26 values share one call; the few
+non-empty exponent bins are then shifted into the int.
 """
 import math
 
