@@ -305,3 +305,19 @@ def test_bad_calls_say_what_was_expected():
         partial.result("batchmean")
     with pytest.raises(ValueError, match="target: class index 7"):
         crossent.loss_partial("cross_entropy", logits, np.full(10, 7))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy_with_logits", "kl_div"])
+def test_every_simd_variant_gives_the_same_partial(compiled_backend, loss):
+    module = __import__(f"crossent._{compiled_backend}_backend", fromlist=["info"])
+    rng = np.random.default_rng(13)
+    pred, target = make_inputs(loss, rng, 3000, np.float32)
+    best = module.info()["simd"]
+    partials = {}
+    try:
+        for variant in module.info()["simd_available"].split(","):
+            module.set_simd(variant)
+            partials[variant] = crossent.loss_partial(loss, pred, target, backend=compiled_backend)
+    finally:
+        module.set_simd(best)
+    assert len(set(partials.values())) == 1 and partials[best] == list(partials.values())[0]
