@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = list(_api.__all__) + [
     "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
     "get_num_threads", "release_memory", "info", "linear", "evaluate",
+    "loss_partial", "LossPartial", "merge_partials",
 ]
 __all__ += ["objectives"]
 __all__ += ["linear_cross_entropy"]
@@ -56,4 +57,9 @@ def __getattr__(name):
     if name == "evaluate":
         from ._eval import evaluate
         return evaluate
+    if name in ("loss_partial", "LossPartial", "merge_partials"):
+        from . import _partial
+        return getattr(_partial, name)
+    if name == "dask":
+        return importlib.import_module(f"{__name__}.dask")
     raise AttributeError(f"module 'crossent' has no attribute {name!r}")

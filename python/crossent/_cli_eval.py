@@ -2,7 +2,7 @@
 import json
 import sys
 
-from . import _backends
+from . import _backends, _cli_dask
 from ._eval import evaluate_report
 
 
@@ -10,8 +10,10 @@ def add_arguments(parser):
     parser.add_argument("loss", metavar="LOSS",
                         help="a loss function's name, e.g. cross_entropy, "
                              "binary_cross_entropy_with_logits, mse_loss")
-    parser.add_argument("pred", metavar="PRED", help="predictions: FILE.npy or FILE.npz:KEY")
-    parser.add_argument("target", metavar="TARGET", help="targets: FILE.npy or FILE.npz:KEY")
+    parser.add_argument("pred", metavar="PRED", help="predictions: FILE.npy or FILE.npz:KEY; "
+                        "a glob of .npy shards ('preds/*.npy') or STORE.zarr:ARRAY runs on Dask")
+    parser.add_argument("target", metavar="TARGET", help="targets: as PRED (shards pair with "
+                        "PRED's in sorted order)")
     parser.add_argument("--weight", metavar="FILE",
                         help="class weights (multiclass losses) or element-wise weights")
     parser.add_argument("--sample-weight", metavar="FILE", help="one weight per sample")
@@ -40,9 +42,12 @@ def add_arguments(parser):
                         help="print loss, metrics, samples, weight sum, dtype, backend, rows/s "
                              "as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cli_dask.add_arguments(parser)
 
 
 def run(args):
+    if _cli_dask.wanted(args):   # shard globs, Zarr, a cluster
+        return _cli_dask.run(args)
     options = {"weight": args.weight, "sample_weight": args.sample_weight,
                "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
                "label_smoothing": args.label_smoothing, "axis": args.axis,

@@ -1,17 +1,17 @@
 """``crossent eval`` and :func:`crossent.evaluate`: the loss of stored
 predictions and targets, in bounded memory whatever the file size.
 
-How the answer stays exact: every loss kernel sums its fixed blocks
-(``CE_BLOCK_ROWS`` rows, or ``CE_BLOCK_ELEMS`` elements for the elementwise
-losses) in block order onto an ``acc`` it is given, and so do the
-denominators (docs/kernels.md).  Chunks are therefore cut on block
-boundaries and each chunk continues from the previous chunk's sums, which
-gives the bits of the one-shot ``crossent.<loss>(...)`` call, on every
-backend, for any chunk size and thread count.  Validation, the canonical
-layout and the reduction are the facade's own (the loss's planner,
-``_api.finish_reduction``), run on each chunk; the index losses run their
-loss-only ``*_eval`` kernels, which also give the metrics' per-row work
-(``_metrics``).
+How the answer stays the same whatever the chunks: each chunk gives a
+:class:`~crossent.LossPartial` (_partial.py), the exact sums of its
+per-sample losses and weights, and the partials merge exactly; the loss is
+the correctly rounded sum of every per-sample loss over that of every
+weight (docs/guarantees.md), for any chunk size, thread count and backend
+of equal per-sample losses, and equal to what ``crossent.dask.evaluate``
+gives.  The one-shot ``crossent.<loss>(...)`` folds block sums in order
+instead: the two agree to within that fold's rounding.  Validation, the
+canonical layout and the reduction are the facade's own, run on each chunk.
+The metrics (``_metrics``) come from the index losses' loss-only
+``*_eval`` kernels, which give each row's target rank.
 
 The files are read by ``_readers`` (bounded memory: see there); the command
 line is ``_cli_eval``.
@@ -175,9 +175,14 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
              progress=False, metrics=None):
     """The loss of predictions and targets that may not fit in memory.
 
-    Equals ``crossent.<loss>(pred, target, ...)`` bit for bit (on the same
-    data, any ``chunk_rows`` and ``n_threads``), computed a chunk at a time so
-    that memory stays bounded by the chunk size.
+    The correctly rounded sum of the per-sample losses of
+    ``crossent.<loss>(pred, target, ..., reduction="none")`` (as
+    ``math.fsum``), over that of the per-sample weights for a mean: the same
+    bits for any ``chunk_rows`` and ``n_threads``, the same as
+    ``crossent.loss_partial`` and ``crossent.dask.evaluate`` on any split,
+    and within rounding of the one-shot ``crossent.<loss>(...)`` (which folds
+    block sums in order).  Computed a chunk at a time so that memory stays
+    bounded by the chunk size.
 
     Parameters
     ----------
@@ -327,11 +332,13 @@ def _label(value, name):
 
 def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scalars, class_axis,
                 check_labels, ignore_index, bar, metric_sums):
-    """Feed the chunks through the facade; returns (the last chunk's LossSums,
+    """Feed the chunks through the facade, merging their exact partials
+    (_partial.py) and feeding ``metric_sums``; returns (the merged LossSums,
     samples, chunks).  ``class_axis`` is None for an elementwise loss;
     ``check_labels``: the target holds class indices, checked here first."""
     from . import _api
-    acc, sums, samples, chunks = (0.0, 0.0), None, 0, 0
+    from ._partial import loss_partial
+    total, samples, chunks = None, 0, 0
     bounds = [(None, None)] if cut.axis is None else [
         (start, min(start + length, cut.length)) for start in range(0, max(cut.length, 1), length)]
     for start, stop in bounds:
@@ -343,16 +350,21 @@ def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scal
                           start or 0, sources["target"].label, backend)
         kwargs = {**scalars, **{k: v for k, v in views.items() if k not in ("pred", "target")}}
         try:
-            sums = chunk_sums(loss, views["pred"], views["target"], metric_sums, acc=acc,
-                              mean=mean, backend=backend, n_threads=n_threads, **kwargs)
+            partial = loss_partial(loss, views["pred"], views["target"], backend=backend,
+                                   n_threads=n_threads, **kwargs)
+            if metric_sums.names:
+                chunk_sums(loss, views["pred"], views["target"], metric_sums,
+                           acc=(0.0, 0.0), mean=mean, backend=backend,
+                           n_threads=n_threads, **kwargs)
         except (ValueError, TypeError) as exc:
             raise type(exc)(_in_context(str(exc), sources, cut, start, stop)) from None
-        acc = (sums.loss_sum, sums.denominator)
+        total = partial if total is None else total.merge(partial)
         shape = views["pred"].shape
         samples += math.prod(n for i, n in enumerate(shape) if i != class_axis)
         chunks += 1
         del views, kwargs   # unmap this chunk before mapping the next
         bar.update((stop - start) if start is not None else 1)
+    sums = _api.LossSums(*total.sums(mean), np.dtype(total.dtype), _backends.module(backend).NAME)
     return sums, samples, chunks
 
 
