@@ -310,6 +310,8 @@ def test_focal_backends_match_the_reference(backend, dtype, alpha, gamma):
 @pytest.mark.parametrize("n_classes", [2, 10, 37])
 def test_softmax_backends_match_the_reference(backend, dtype, hessian, target, n_classes):
     z, labels, soft, s = softmax_inputs(700, n_classes, dtype, rng_for("softmax", dtype, n_classes))
+    z[0, 0], z[1, 1], z[2, :] = np.inf, np.nan, -np.inf     # limits and NaN rows (SPEC 1.7)
+    z[3, 0], z[4, :] = 1e4, -1e4
     y = labels if target == "labels" else soft
     got = objectives.softmax(z, y, sample_weight=s, hessian=hessian, backend=backend)
     expected = objectives.softmax(z, y, sample_weight=s, hessian=hessian, backend="numpy")

@@ -78,7 +78,8 @@ def focal_objective(z2, y2, sample_weight2, alpha, gamma, min_hessian, grad_out2
 def _softmax(z3):
     from ._reference import _shift_by_row_max
     e = np.exp(_shift_by_row_max(z3))
-    return e / np.sum(e, axis=-1, keepdims=True, dtype=np.float64).astype(z3.dtype)
+    with np.errstate(invalid="ignore"):   # a row of -inf or NaN is NaN (SPEC 1.7)
+        return e / np.sum(e, axis=-1, keepdims=True, dtype=np.float64).astype(z3.dtype)
 
 
 def _softmax_objective(z3, y3, sample_weight2, hessian_rule, hessian_factor, min_hessian,
