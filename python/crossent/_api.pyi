@@ -3,7 +3,7 @@
 A loss returns a NumPy scalar of its computation dtype for reduction="mean"
 or "sum", an array for "none", and ``(loss, grad)`` with return_grad=True;
 the overloads say which from the literal arguments of a call.  A new loss
-takes the five overloads of a loss above with its own arguments (the last
+takes the five overloads of a loss below with its own arguments (the last
 one, with plain ``str`` and ``bool``, catches calls whose arguments are not
 literals), and a new public name goes into ``__all__`` here and in
 ``__init__.pyi``.
