@@ -78,7 +78,7 @@ BAD_ARGUMENTS = {
     "z3 not an array": (0, lambda a: a.tolist(), TypeError, "'z3' must be a numpy.ndarray"),
     "z3 None": (0, lambda a: None, TypeError, "'z3' must be a numpy.ndarray"),
     "z3 2-D": (0, lambda a: a[0], ValueError, "'z3' must be 3-D"),
-    "z3 float16": (0, lambda a: a.astype(np.float16), TypeError, "'z3' must be a float32 or float64"),
+    "z3 int32": (0, lambda a: a.astype(np.int32), TypeError, "'z3' must be a float32 or float64"),
     "z3 byte-swapped": (0, lambda a: a.astype(a.dtype.newbyteorder()), ValueError, "native byte order"),
     "z3 misaligned": (0, misaligned, ValueError, "aligned"),
     "target2 float": (1, lambda a: a.astype(np.float32), TypeError, "'target2' must be an int32 or int64"),

@@ -276,8 +276,10 @@ def sigmoid(z, *, out=None, backend=None, n_threads=None):
     Parameters
     ----------
     z : array_like
-        Any shape. float32 stays float32, float64 float64, float16 is
-        computed in float32, integer/bool in float64.
+        Any shape. float32 stays float32, float64 float64, float16 and
+        bfloat16 (``ml_dtypes``) are read as they are and computed in float32,
+        integer/bool in float64. Any CPU array with ``__dlpack__`` (a torch
+        tensor, a JAX array) is read without a copy.
     out : ndarray, optional
         Where to write the result: the result's shape and dtype; may be ``z``
         itself (in place).
@@ -616,8 +618,8 @@ _MULTICLASS_ARGS = """
     Parameters
     ----------
     logits : array_like
-        Any shape with a class axis; float32/float64 (float16 → float32,
-        integers → float64).
+        Any shape with a class axis; float32/float64 (float16 and bfloat16
+        read as they are → float32, integers → float64).
 """ + _MULTICLASS_ARGS + """
     label_smoothing : float in [0, 1]
     z_loss : float >= 0

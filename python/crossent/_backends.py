@@ -20,7 +20,7 @@ _MODULES = {
 # Far beyond any machine this runs on; a larger request is a bug in the caller.
 MAX_THREADS = 1024
 
-_available = {}
+_available: dict = {}   # backend name -> kernel module
 _state = {"default": None, "n_threads": None}
 
 

@@ -209,7 +209,8 @@ def installed_peers():
 
 
 # What to install for each peer.  torch only with its exact pin: an unpinned
-# torch pulls a multi-GB CUDA build, so it is in no extra of crossent's.
+# torch pulls a multi-GB CUDA build (the torch extra, for crossent.torch,
+# keeps a torch installed this way).
 PEER_INSTALL = {"torch": "pip install torch==2.13.0",
                 "sklearn": "pip install scikit-learn",
                 "jax": "pip install jax jaxlib"}

@@ -27,7 +27,7 @@ RECYCLE_MAX_BYTES = 256 << 20
 SLOTS = 2
 
 _lock = threading.Lock()
-_buffers = []   # 1-D uint8 arrays; outputs are views of them
+_buffers: list = []   # 1-D uint8 arrays; outputs are views of them
 
 
 def _idle(index):
