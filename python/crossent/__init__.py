@@ -20,10 +20,8 @@ __version__ = "0.1.0"
 __all__ = list(_api.__all__) + [
     "backends", "get_backend", "set_backend", "use_backend", "set_num_threads",
     "get_num_threads", "release_memory", "info", "linear", "evaluate",
-    "loss_partial", "LossPartial", "merge_partials",
+    "loss_partial", "LossPartial", "merge_partials", "objectives", "linear_cross_entropy",
 ]
-__all__ += ["objectives"]
-__all__ += ["linear_cross_entropy"]
 
 
 def info():

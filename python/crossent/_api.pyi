@@ -162,30 +162,35 @@ def focal_loss(z: _Input, y: _Input, *, alpha: float = 0.25, gamma: float = 2.0,
 @overload
 def cross_entropy(logits: _Input, target: _Input, *, axis: int = -1, weight: _Input | None = None,
     sample_weight: _Input | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+    z_loss: float = 0.0, softcap: float | None = None,
     reduction: Literal["mean", "sum"] = "mean", return_grad: Literal[False] = False,
     grad_out: _FloatArray | None = None, backend: _Backend | None = None,
     n_threads: int | None = None) -> _FloatScalar: ...
 @overload
 def cross_entropy(logits: _Input, target: _Input, *, axis: int = -1, weight: _Input | None = None,
     sample_weight: _Input | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+    z_loss: float = 0.0, softcap: float | None = None,
     reduction: Literal["none"], return_grad: Literal[False] = False,
     grad_out: _FloatArray | None = None, backend: _Backend | None = None,
     n_threads: int | None = None) -> _FloatArray: ...
 @overload
 def cross_entropy(logits: _Input, target: _Input, *, axis: int = -1, weight: _Input | None = None,
     sample_weight: _Input | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+    z_loss: float = 0.0, softcap: float | None = None,
     reduction: Literal["mean", "sum"] = "mean", return_grad: Literal[True],
     grad_out: _FloatArray | None = None, backend: _Backend | None = None,
     n_threads: int | None = None) -> tuple[_FloatScalar, _FloatArray]: ...
 @overload
 def cross_entropy(logits: _Input, target: _Input, *, axis: int = -1, weight: _Input | None = None,
     sample_weight: _Input | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+    z_loss: float = 0.0, softcap: float | None = None,
     reduction: Literal["none"], return_grad: Literal[True], grad_out: _FloatArray | None = None,
     backend: _Backend | None = None, n_threads: int | None = None) -> tuple[_FloatArray,
     _FloatArray]: ...
 @overload
 def cross_entropy(logits: _Input, target: _Input, *, axis: int = -1, weight: _Input | None = None,
     sample_weight: _Input | None = None, ignore_index: int = -100, label_smoothing: float = 0.0,
+    z_loss: float = 0.0, softcap: float | None = None,
     reduction: str = "mean", return_grad: bool = False, grad_out: _FloatArray | None = None,
     backend: _Backend | None = None, n_threads: int | None = None) -> Any: ...
 
