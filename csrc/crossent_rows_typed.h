@@ -1338,6 +1338,65 @@ static void CE_FN(ce_target_ranks)(const CE_REAL *const *z, ptrdiff_t rows, ptrd
     }
 }
 
+/* Fetches the n entries of each of the rows into the cache (a hint: an
+ * address past the data does not fault). */
+CE_INLINE void CE_FN(prefetch_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n)
+{
+    for (ptrdiff_t k = 0; k < rows; k++)
+        for (ptrdiff_t c = 0; c < n; c += CE_CACHE_LINE / sizeof(CE_REAL))
+            __builtin_prefetch(z[k] + c);
+}
+
+/* ce_softmax_xent_index_rows without a gradient, for the evaluation
+ * kernels: the same row and group functions on the same rows in the same
+ * order, so the same bits.  Two things differ.  While a group computes, the
+ * next group's rows are fetched into the cache: the group's transposition
+ * is the first read of its rows, and without the prefetch it waits on
+ * memory (most of a loss-only group's time on rows streamed from a file).
+ * And rank (NULL: none) gets each row's target rank (ce_target_ranks)
+ * right after its group, while the rows are still in L1. */
+static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrdiff_t rows,
+                                                   ptrdiff_t n, const ptrdiff_t *target,
+                                                   const double *class_weight,
+                                                   double label_smoothing, CE_REAL *loss,
+                                                   CE_REAL *rank)
+{
+    enum { G = CE_ROW_GROUP };
+    ptrdiff_t first = 0;
+    double ones[G];
+    for (int k = 0; k < G; k++)
+        ones[k] = 1.0;
+    if (label_smoothing == 0 && n <= CE_GROUP_MAX_CLASSES) {
+        CE_FN(prefetch_rows)(z, rows < G ? rows : G, n);
+        for (; first < rows; first += G) {
+            ptrdiff_t count = rows - first < G ? rows - first : G;
+            if (!CE_FN(worth_a_group)(count, n))
+                break;
+            ptrdiff_t ahead = first + G < rows ? rows - first - G : 0;
+            CE_FN(prefetch_rows)(z + first + G, ahead < G ? ahead : G, n);
+            int special[G];
+            if (n <= CE_LANES)
+                CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
+                                              NULL, ones, loss + first, special);
+            else
+                CE_FN(xent_index_group_medium)(z + first, count, n, target + first,
+                                               class_weight, NULL, ones, loss + first, special);
+            for (ptrdiff_t k = first; k < first + count; k++)
+                if (special[k - first])
+                    loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
+                                                               0.0, NULL, 1.0);
+            if (rank)
+                CE_FN(ce_target_ranks)(z + first, count, n, target + first, rank + first);
+        }
+    }
+    for (ptrdiff_t k = first; k < rows; k++) {
+        loss[k] = CE_FN(xent_index_row)(z[k], n, target[k], class_weight, label_smoothing, NULL,
+                                        1.0, k + 1 < rows ? z[k + 1] : NULL);
+        if (rank)
+            CE_FN(ce_target_ranks)(z + k, 1, n, target + k, rank + k);
+    }
+}
+
 /* ---- primitive blocks (tests and timing only) -------------------------- */
 
 static void CE_FN(ce_exp_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
