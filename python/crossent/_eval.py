@@ -330,7 +330,6 @@ def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scal
     """Feed the chunks through the facade; returns (the last chunk's LossSums,
     samples, chunks).  ``class_axis`` is None for an elementwise loss;
     ``check_labels``: the target holds class indices, checked here first."""
-    from . import _api
     acc, sums, samples, chunks = (0.0, 0.0), None, 0, 0
     bounds = [(None, None)] if cut.axis is None else [
         (start, min(start + length, cut.length)) for start in range(0, max(cut.length, 1), length)]
