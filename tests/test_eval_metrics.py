@@ -298,3 +298,21 @@ def test_ranks_of_a_few_wide_rows_shared_by_the_threads(backend, loss):
     kept = target != -100
     for name, k in (("accuracy", 1), ("top100", 100), ("top5000", 5000)):
         assert got[name] == stable_top_k(pred[kept], target[kept], k), name
+
+
+def test_empty_input_gives_nan_metrics(backend):
+    got = crossent.evaluate("cross_entropy", np.zeros((0, 5), np.float32), np.zeros(0, int),
+                            backend=backend, metrics="accuracy,top2,perplexity")
+    assert all(math.isnan(value) for value in got.values())
+
+
+def test_a_middle_class_axis_with_sample_weights(backend):
+    rng = np.random.default_rng(11)
+    z, t, sw = rng.normal(size=(4, 6, 7)), rng.integers(0, 6, (4, 7)), rng.uniform(size=7)
+    got = crossent.evaluate("cross_entropy", z, t, axis=1, sample_weight=sw, backend=backend,
+                            metrics="accuracy,top3")
+    rows = np.moveaxis(z, 1, -1).reshape(-1, 6)
+    weights = np.broadcast_to(sw, (4, 7)).ravel()
+    for name, k in (("accuracy", 1), ("top3", 3)):
+        expected = sklearn_top_k(rows, t.ravel(), k, sample_weight=weights)
+        assert got[name] == pytest.approx(expected, rel=1e-14)

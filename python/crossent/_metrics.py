@@ -153,7 +153,7 @@ class MetricSums:
         values = {}
         for name in self.names:
             if name == "perplexity":
-                values[name] = math.exp(mean_loss) if mean_loss < 710 else math.inf
+                values[name] = math.exp(min(mean_loss, 710.0)) if mean_loss == mean_loss else math.nan
             elif name == "brier":
                 values[name] = _api._mean(self.brier, self.weight)
             elif self.loss in BINARY_LOSSES:
