@@ -459,6 +459,7 @@ int ce_call_plan(ce_call *c, int n_threads)
     case CE_ELEMENTS:
         return c->f32 ? ce_plan_elementwise_f32(c, n_threads) : ce_plan_elementwise_f64(c, n_threads);
     case CE_ROWS:
+        c->eval = c->kernel != ce_loss_of_eval_kernel(c->kernel);
         c->kernel = ce_loss_of_eval_kernel(c->kernel);
         return c->f32 ? ce_plan_rows_f32(c, n_threads) : ce_plan_rows_f64(c, n_threads);
     default: /* CE_WEIGHTS: rows of the targets, or of the sample weights */

@@ -315,6 +315,31 @@ static void CE_T(ce_objective_tile)(const ce_call *c, const ptrdiff_t *row_a, co
                                     c->opt.min_hessian, grad_rows, hess_rows);
 }
 
+/* ce_plain_index_block's softmax rows of an evaluation kernel (no
+ * gradient): the losses of ce_softmax_xent_index_rows, and the ranks from
+ * the same pass (ce_softmax_xent_index_eval_rows).  Returns 1: the ranks
+ * are written. */
+static int CE_T(ce_eval_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, const F *const *x_rows,
+                                     const ptrdiff_t *targets, const ptrdiff_t *kept_rows, ptrdiff_t kept,
+                                     F *losses, F *kept_losses, const F *row_losses)
+{
+    const ce_operand *ro = &c->op[CE_RANKS];
+    F ranks[CE_BLOCK_ROWS];
+    CE_T(ce_softmax_xent_index_eval_rows)(x_rows, kept, c->n_classes, targets, c->opt.class_weight,
+                                          c->opt.label_smoothing, kept_losses, ro->data != NULL ? ranks : NULL);
+    if (kept < n_rows)
+        for (ptrdiff_t j = 0; j < kept; j++)
+            losses[kept_rows[j]] = row_losses[j];
+    if (ro->data == NULL)
+        return 1;
+    char *rank_row = ro->data + first * ro->strides[1];
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        *(F *)(rank_row + i * ro->strides[1]) = (F)NAN;
+    for (ptrdiff_t j = 0; j < kept; j++)
+        *(F *)(rank_row + kept_rows[j] * ro->strides[1]) = ranks[j];
+    return 1;
+}
+
 /* Rows with class-index targets that ce_plain_index_block can take: one
  * leading index, rows used in place, no sample weights, no per-row losses. */
 static int CE_T(ce_plain_index_rows)(const ce_call *c)
@@ -328,8 +353,9 @@ static int CE_T(ce_plain_index_rows)(const ce_call *c)
  * ce_plain_index_rows, their operands found by plain strides: the same row
  * functions (one call of the batched one where there is one) on the same
  * operands, a weight of 1 leaving a row's loss and gradient scale as they
- * are. */
-static void CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
+ * are.  Returns 1 when it also wrote the rows' ranks (an evaluation
+ * kernel's ranks_out2, see ce_rank_rows), else 0. */
+static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
 {
     const ce_operand *xo = &c->op[CE_X], *oo = &c->op[CE_OUT], *to = &c->op[CE_TARGET];
     ptrdiff_t n = c->n_classes, kept = 0;
@@ -358,10 +384,13 @@ static void CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdif
     if (c->kernel == CE_K_categorical_xent_index) {
         for (ptrdiff_t j = 0; j < kept; j++)
             losses[kept_rows[j]] = CE_T(ce_row_loss)(c, x_rows[j], NULL, targets[j], out_rows[j], c->opt.grad_scale);
-        return;
+        return 0;
     }
     /* No row ignored (the usual case): the batched function writes losses itself. */
     kept_losses = kept == n_rows ? losses : row_losses;
+    if (c->eval && c->kernel == CE_K_softmax_xent_index)
+        return CE_T(ce_eval_index_block)(c, first, n_rows, x_rows, targets, kept_rows, kept, losses,
+                                         kept_losses, row_losses);
     if (c->kernel == CE_K_nll_index)
         CE_T(ce_nll_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, out != NULL ? out_rows : NULL,
                                 scales, kept_losses);
@@ -371,6 +400,7 @@ static void CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdif
     if (kept < n_rows)
         for (ptrdiff_t j = 0; j < kept; j++)
             losses[kept_rows[j]] = row_losses[j];
+    return 0;
 }
 
 /* softmax, log_softmax or logsumexp rows that ce_plain_activation_block can
@@ -480,13 +510,14 @@ static void CE_T(ce_row_block)(const ce_call *c, ptrdiff_t block, F *scratch, do
 {
     ptrdiff_t first = block * CE_BLOCK_ROWS, n = ce_min(CE_BLOCK_ROWS, c->n_rows - first);
     F losses[CE_BLOCK_ROWS];
+    int ranked = 0;
     if (CE_T(ce_plain_index_rows)(c))
-        CE_T(ce_plain_index_block)(c, first, n, losses);
+        ranked = CE_T(ce_plain_index_block)(c, first, n, losses);
     else if (CE_T(ce_plain_activation_rows)(c))
         CE_T(ce_plain_activation_block)(c, first, n);
     else
         CE_T(ce_staged_rows)(c, first, n, scratch, losses);
-    if (c->op[CE_RANKS].data != NULL)
+    if (c->op[CE_RANKS].data != NULL && !ranked)
         CE_T(ce_rank_rows)(c, first, n, scratch);
     *block_sum = ce_is_activation_row_kernel(c->kernel) ? 0.0 : CE_T(ce_sum)(losses, n);
 }
@@ -497,14 +528,15 @@ static void CE_T(ce_shared_rows_unit)(const ce_call *c, ptrdiff_t u)
 {
     F *losses = (F *)c->row_losses;
     ptrdiff_t first = u * c->run_rows, n = ce_min(c->run_rows, c->n_rows - first);
+    int ranked = 0;
     if (CE_T(ce_plain_index_rows)(c))
-        CE_T(ce_plain_index_block)(c, first, n, losses + first);
+        ranked = CE_T(ce_plain_index_block)(c, first, n, losses + first);
     else if (CE_T(ce_plain_activation_rows)(c))
         CE_T(ce_plain_activation_block)(c, first, n);
     else
         for (ptrdiff_t i = first; i < first + n; i++)
             losses[i] = CE_T(ce_one_row)(c, i / c->inner, i % c->inner, 0, NULL);
-    if (c->op[CE_RANKS].data != NULL)
+    if (c->op[CE_RANKS].data != NULL && !ranked)
         CE_T(ce_rank_rows)(c, first, n, NULL);
 }
 

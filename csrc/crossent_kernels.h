@@ -232,6 +232,7 @@ typedef struct {
     ptrdiff_t work;              /* elements visited */
     size_t scratch_bytes;        /* staging memory each thread needs */
     int threads;                 /* threads worth waking for this call */
+    int eval;                    /* an evaluation kernel (c->kernel is then its loss's) */
 
     /* internal to crossent_blocks.c */
     int shared_rows;             /* few wide rows: units are runs of rows */

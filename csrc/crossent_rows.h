@@ -192,7 +192,11 @@ const char *ce_simd_available(void);
     X(void, ce_target_ranks,                                                                      \
       (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
        CE_REAL *rank),                                                                            \
-      (z, rows, n, target, rank))
+      (z, rows, n, target, rank))                                                                 \
+    X(void, ce_softmax_xent_index_eval_rows,                                                      \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
+       const double *class_weight, double label_smoothing, CE_REAL *loss, CE_REAL *rank),         \
+      (z, rows, n, target, class_weight, label_smoothing, loss, rank))
 
 /* Class indices (n contiguous targets): the position of the first target
  * outside [0, n_classes) that is not ignore_index, or -1 when there is none;

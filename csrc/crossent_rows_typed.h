@@ -1412,23 +1412,25 @@ static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, pt
 
 /* ---- evaluation: the target's rank ---------------------------------------- */
 
-/* Entries counted in 32-bit lanes before they are added up: a compare mask
- * widened to 64 bits would halve the vector width. */
-#define CE_RANK_RUN (1 << 20)
-
-/* #{c in [from, to): z_c > zt} (or >= with or_equal), and whether a NaN
- * was seen; or_equal is a constant after inlining. */
-CE_INLINE ptrdiff_t CE_FN(count_above)(const CE_REAL *z, ptrdiff_t from, ptrdiff_t to, CE_REAL zt,
-                                       int or_equal, int *nan)
+/* The rank of one row's target in one branch-free pass over the row:
+ * entry c counts when z_c > z_t, or z_c == z_t before the target.  The
+ * counts and the entry indices are 32-bit, so that a compare mask fills a
+ * whole vector (64-bit ones would halve it): rows of up to 2^31 - 1
+ * entries (longer rows go by runs of that length). */
+CE_INLINE ptrdiff_t CE_FN(count_above)(const CE_REAL *z, ptrdiff_t n, ptrdiff_t t, int *nan)
 {
+    CE_REAL zt = z[t];
     ptrdiff_t total = 0;
     int seen = 0;
-    for (ptrdiff_t start = from; start < to; start += CE_RANK_RUN) {
-        ptrdiff_t end = to - start < CE_RANK_RUN ? to : start + CE_RANK_RUN;
+    for (ptrdiff_t start = 0; start < n; start += INT32_MAX) {
+        int32_t len = (int32_t)(n - start < INT32_MAX ? n - start : INT32_MAX);
+        int32_t before = (int32_t)(t - start < 0 ? 0 : t - start < len ? t - start : len);
+        const CE_REAL *row = z + start;
         int32_t above = 0;
-        for (ptrdiff_t c = start; c < end; c++) {
-            CE_REAL v = z[c];
-            above += or_equal ? v >= zt : v > zt;
+        for (int32_t c = 0; c < len; c++) {
+            CE_REAL v = row[c];
+            int tie_before = (v == zt) & (c < before);
+            above += (v > zt) | tie_before;
             seen |= v != v;
         }
         total += above;
@@ -1441,13 +1443,68 @@ static void CE_FN(ce_target_ranks)(const CE_REAL *const *z, ptrdiff_t rows, ptrd
                                    const ptrdiff_t *target, CE_REAL *rank)
 {
     for (ptrdiff_t k = 0; k < rows; k++) {
-        ptrdiff_t t = target[k];
-        CE_REAL zt = z[k][t];
         int nan = 0;
-        /* Before the target a tie ranks above it, from the target on it does not. */
-        ptrdiff_t above = CE_FN(count_above)(z[k], 0, t, zt, 1, &nan)
-                          + CE_FN(count_above)(z[k], t, n, zt, 0, &nan);
+        ptrdiff_t above = CE_FN(count_above)(z[k], n, target[k], &nan);
         rank[k] = (CE_REAL)(nan ? n : above);
+    }
+}
+
+/* Fetches the n entries of each of the rows into the cache (a hint: an
+ * address past the data does not fault). */
+CE_INLINE void CE_FN(prefetch_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n)
+{
+    for (ptrdiff_t k = 0; k < rows; k++)
+        for (ptrdiff_t c = 0; c < n; c += CE_CACHE_LINE / sizeof(CE_REAL))
+            __builtin_prefetch(z[k] + c);
+}
+
+/* ce_softmax_xent_index_rows without a gradient, for the evaluation
+ * kernels: the same row and group functions on the same rows in the same
+ * order, so the same bits.  Two things differ.  While a group computes, the
+ * next group's rows are fetched into the cache: the group's transposition
+ * is the first read of its rows, and without the prefetch it waits on
+ * memory (most of a loss-only group's time on rows streamed from a file).
+ * And rank (NULL: none) gets each row's target rank (ce_target_ranks)
+ * right after its group, while the rows are still in L1. */
+static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrdiff_t rows,
+                                                   ptrdiff_t n, const ptrdiff_t *target,
+                                                   const double *class_weight,
+                                                   double label_smoothing, CE_REAL *loss,
+                                                   CE_REAL *rank)
+{
+    enum { G = CE_ROW_GROUP };
+    ptrdiff_t first = 0;
+    double ones[G];
+    for (int k = 0; k < G; k++)
+        ones[k] = 1.0;
+    if (label_smoothing == 0 && n <= CE_GROUP_MAX_CLASSES) {
+        CE_FN(prefetch_rows)(z, rows < G ? rows : G, n);
+        for (; first < rows; first += G) {
+            ptrdiff_t count = rows - first < G ? rows - first : G;
+            if (!CE_FN(worth_a_group)(count, n))
+                break;
+            ptrdiff_t ahead = first + G < rows ? rows - first - G : 0;
+            CE_FN(prefetch_rows)(z + first + G, ahead < G ? ahead : G, n);
+            int special[G];
+            if (n <= CE_LANES)
+                CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
+                                              NULL, ones, loss + first, special);
+            else
+                CE_FN(xent_index_group_medium)(z + first, count, n, target + first,
+                                               class_weight, NULL, ones, loss + first, special);
+            for (ptrdiff_t k = first; k < first + count; k++)
+                if (special[k - first])
+                    loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
+                                                               0.0, NULL, 1.0);
+            if (rank)
+                CE_FN(ce_target_ranks)(z + first, count, n, target + first, rank + first);
+        }
+    }
+    for (ptrdiff_t k = first; k < rows; k++) {
+        loss[k] = CE_FN(xent_index_row)(z[k], n, target[k], class_weight, label_smoothing, NULL,
+                                        1.0, k + 1 < rows ? z[k + 1] : NULL);
+        if (rank)
+            CE_FN(ce_target_ranks)(z + k, 1, n, target + k, rank + k);
     }
 }
 

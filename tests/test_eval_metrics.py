@@ -152,8 +152,7 @@ def test_eval_kernels_give_the_loss_kernels_bits_and_the_reference_ranks(loss, d
     modules = [_backends.module(name) for name in COMPILED]
     if not modules:
         pytest.skip("no compiled backend")
-    cython = _backends.module("cython") if "cython" in COMPILED else None
-    if cython is not None and simd not in cython.info()["simd_available"].split(","):
+    if simd not in modules[0].info()["simd_available"].split(","):
         pytest.skip(f"{simd} is not available here")
     for classes in (1, 3, 10, 16, 17, 100, 161, 1000):
         pred, target = multiclass_data(loss, rng, rows=150, classes=classes, dtype=dtype,
@@ -166,9 +165,8 @@ def test_eval_kernels_give_the_loss_kernels_bits_and_the_reference_ranks(loss, d
         smoothing = () if loss == "nll_loss" else (0.0,)
         expected_ranks = _reference.target_ranks(z3, t2, -100)
         for module in modules:
-            saved = cython.info()["simd"] if cython is not None else None
-            if cython is not None:
-                cython.set_simd(simd)
+            saved = module.info()["simd"]
+            module.set_simd(simd)   # each compiled module has its own dispatcher
             try:
                 ranks = np.empty(t2.shape, dtype)
                 total = getattr(module, kernel + "_eval")(z3, t2, None, None, -100, *smoothing,
@@ -176,8 +174,7 @@ def test_eval_kernels_give_the_loss_kernels_bits_and_the_reference_ranks(loss, d
                 plain = getattr(module, kernel)(z3, t2, None, None, -100, *smoothing, None,
                                                 None, 1.0, 1, 0.0)
             finally:
-                if cython is not None:
-                    cython.set_simd(saved)
+                module.set_simd(saved)
             assert np.array_equal(ranks, expected_ranks, equal_nan=True), (module.NAME, classes)
             assert total == plain or (math.isnan(total) and math.isnan(plain))
 
@@ -290,3 +287,33 @@ def test_cli_refuses_an_unknown_metric(capsys, tmp_path):
                        "--metrics", "acuracy"])
     err = capsys.readouterr().err
     assert status == 1 and "metrics" in err and "acuracy" in err
+
+
+@pytest.mark.parametrize("loss", RANKED)
+def test_ranks_of_a_few_wide_rows_shared_by_the_threads(backend, loss):
+    rng = np.random.default_rng(10)
+    pred, target = multiclass_data(loss, rng, rows=9, classes=20000, dtype=np.float32)
+    target[4] = -100
+    got = crossent.evaluate(loss, pred, target, backend=backend, n_threads=2,
+                            metrics=("accuracy", "top100", "top5000"))
+    kept = target != -100
+    for name, k in (("accuracy", 1), ("top100", 100), ("top5000", 5000)):
+        assert got[name] == stable_top_k(pred[kept], target[kept], k), name
+
+
+def test_empty_input_gives_nan_metrics(backend):
+    got = crossent.evaluate("cross_entropy", np.zeros((0, 5), np.float32), np.zeros(0, int),
+                            backend=backend, metrics="accuracy,top2,perplexity")
+    assert all(math.isnan(value) for value in got.values())
+
+
+def test_a_middle_class_axis_with_sample_weights(backend):
+    rng = np.random.default_rng(11)
+    z, t, sw = rng.normal(size=(4, 6, 7)), rng.integers(0, 6, (4, 7)), rng.uniform(size=7)
+    got = crossent.evaluate("cross_entropy", z, t, axis=1, sample_weight=sw, backend=backend,
+                            metrics="accuracy,top3")
+    rows = np.moveaxis(z, 1, -1).reshape(-1, 6)
+    weights = np.broadcast_to(sw, (4, 7)).ravel()
+    for name, k in (("accuracy", 1), ("top3", 3)):
+        expected = sklearn_top_k(rows, t.ravel(), k, sample_weight=weights)
+        assert got[name] == pytest.approx(expected, rel=1e-14)

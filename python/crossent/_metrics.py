@@ -153,7 +153,7 @@ class MetricSums:
         values = {}
         for name in self.names:
             if name == "perplexity":
-                values[name] = math.exp(mean_loss) if mean_loss < 710 else math.inf
+                values[name] = math.exp(min(mean_loss, 710.0)) if mean_loss == mean_loss else math.nan
             elif name == "brier":
                 values[name] = _api._mean(self.brier, self.weight)
             elif self.loss in BINARY_LOSSES:
@@ -180,7 +180,14 @@ def chunk_sums(loss, pred, target, metric_sums, *, acc, mean, backend, n_threads
     else:
         ranks = np.empty(plan.lead_shape, plan.dtype) if metric_sums.wants_ranks else None
         inputs, ranks_v, _ = _api._fold_outputs(plan, ranks, None)
-        denominator = plan.denominator(module, n_threads, inputs, acc[1])
+        if kwargs.get("weight") is None and plan.inputs[2] is None:
+            # Unweighted: the mean divides by the rows kept, an exact count
+            # (index_weight_sum's block sums of 0/1 are exact too, so the
+            # same bits), without waking the threads for a second kernel.
+            ignore_index = kwargs.get("ignore_index", -100)
+            denominator = acc[1] + float(np.count_nonzero(plan.inputs[1] != ignore_index))
+        else:
+            denominator = plan.denominator(module, n_threads, inputs, acc[1])
         total = kernel(*plan.make_args(inputs), ranks_v, n_threads, acc[0])
         if ranks is not None:
             n_classes = plan.pred.shape[plan.axis]
