@@ -1,5 +1,6 @@
 """``crossent eval``: the command line over :func:`crossent._eval.evaluate_report`."""
 import json
+import math
 import sys
 
 from . import _backends
@@ -36,10 +37,21 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true",
                         help="print loss, samples, weight sum, dtype, backend, rows/s as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--z-loss", type=float, metavar="LAMBDA",
+                        help="cross_entropy, linear_cross_entropy: add LAMBDA*lse^2 per sample")
+    parser.add_argument("--softcap", type=float, metavar="C",
+                        help="cross_entropy, linear_cross_entropy: logits -> C*tanh(z/C)")
+    parser.add_argument("--linear-weight", metavar="FILE",
+                        help="linear_cross_entropy: the head's (V, d) weight; PRED is then "
+                             "the hidden states (N, ..., d)")
+    parser.add_argument("--bias", metavar="FILE", help="linear_cross_entropy: the head's bias")
 
 
 def run(args):
-    options = {"weight": args.weight, "sample_weight": args.sample_weight,
+    if args.loss == "linear_cross_entropy" or args.linear_weight or args.bias:
+        return _run_linear(args)
+    options = {"z_loss": args.z_loss, "softcap": args.softcap,
+               "weight": args.weight, "sample_weight": args.sample_weight,
                "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
                "label_smoothing": args.label_smoothing, "axis": args.axis,
                "alpha": args.alpha, "gamma": args.gamma, "log_target": args.log_target}
@@ -57,6 +69,42 @@ def run(args):
         return 130
     if args.json:
         print(json.dumps(_report_dict(report)))
+    else:
+        print(report.loss)
+    return 0
+
+
+def _run_linear(args):
+    from ._eval_linear import evaluate_linear_report
+    try:
+        if args.loss != "linear_cross_entropy":
+            raise ValueError(f"--linear-weight and --bias apply to linear_cross_entropy only, "
+                             f"not to {args.loss}")
+        if args.linear_weight is None:
+            raise ValueError("linear_cross_entropy needs --linear-weight FILE (the head's "
+                             "(V, d) weight)")
+        for option, value in (("--pos-weight", args.pos_weight), ("--alpha", args.alpha),
+                              ("--gamma", args.gamma), ("--log-target", args.log_target),
+                              ("--axis", args.axis)):
+            if value is not None:
+                raise ValueError(f"{option} does not apply to linear_cross_entropy")
+        report, mean = evaluate_linear_report(
+            args.pred, args.target, args.linear_weight, bias=args.bias, weight=args.weight,
+            sample_weight=args.sample_weight, ignore_index=args.ignore_index,
+            label_smoothing=args.label_smoothing, z_loss=args.z_loss, softcap=args.softcap,
+            reduction=args.reduction, chunk_rows=args.chunk_rows, backend=args.backend,
+            n_threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"crossent eval: error: {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        result = _report_dict(report)
+        try:
+            result["perplexity"] = math.exp(mean)
+        except OverflowError:
+            result["perplexity"] = math.inf
+        print(json.dumps(result))
     else:
         print(report.loss)
     return 0

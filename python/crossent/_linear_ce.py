@@ -17,8 +17,6 @@ from collections import namedtuple
 import numpy as np
 
 from . import _backends
-from ._blocking import BLOCK_ROWS
-from ._reference import ordered_sum
 from ._validate import (as_operand, as_prediction, check_ignore_index, check_label_smoothing,
                         check_logit_transforms, check_reduction, class_weight)
 from ._validate import _index_target, _target_kind
@@ -178,7 +176,7 @@ def _denominator(p, module, n_threads):
                                        n_threads, 0.0)
     if p.sample_weight is None:
         return float(p.n_rows)
-    return ordered_sum(p.sample_weight, BLOCK_ROWS)
+    return module.sample_weight_sum(p.sample_weight[None], n_threads, 0.0)
 
 
 # ------------------------------------------------------------- the chunks
@@ -201,7 +199,7 @@ def _kernel_call(p, module, logits, rows, losses, lse, grad, scale, n_threads, a
     return kernel(*head, losses, grad, scale, n_threads, acc)
 
 
-def _run(p, module, n_threads, return_grad, return_lse):
+def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
     dtype, n_rows, n_classes, hidden = p.dtype, p.n_rows, p.n_classes, p.hidden
     if p.kind == "index":
         kept = np.flatnonzero(p.target != p.ignore_index)
@@ -225,7 +223,7 @@ def _run(p, module, n_threads, return_grad, return_lse):
         db = np.zeros(n_classes, np.float64) if p.bias is not None else None
         ones = np.ones(chunk, dtype)
         column_sums = np.empty(n_classes, dtype)
-    total = 0.0
+    total = acc
     for first in range(0, len(kept), chunk):
         rows = kept[first:first + chunk]
         m = len(rows)
@@ -260,6 +258,20 @@ def _run(p, module, n_threads, return_grad, return_lse):
     if return_grad:
         grads = (dh.reshape(p.h_shape), dw, None if db is None else db.astype(dtype))
     return total, denominator, losses, lse, grads
+
+
+def linear_loss_sums(h, linear_weight, target, *, acc=(0.0, 0.0), bias=None, weight=None,
+                     sample_weight=None, ignore_index=-100, label_smoothing=0.0, z_loss=0.0,
+                     softcap=None, chunk_size=None, backend=None, n_threads=None):
+    """(acc[0] + Σ weighted losses, acc[1] + Σ weights) of linear_cross_entropy
+    over these rows: the sums behind its mean, for a file read in pieces."""
+    module = _backends.module(backend)
+    n_threads = _backends.resolve_n_threads(n_threads)
+    p = _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index,
+              label_smoothing, z_loss, softcap, "sum", chunk_size, module)
+    total = _run(p, module, n_threads, False, False, acc[0])[0]
+    p.reduction = "mean"
+    return total, acc[1] + _denominator(p, module, n_threads), p.dtype, module.NAME
 
 
 def _token_terms(p, lse):
