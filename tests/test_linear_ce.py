@@ -119,6 +119,24 @@ def test_leading_dimensions_and_transposed_weight(backend):
     _close(dw, edw, np.float32)
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_any_layout_of_h_and_w(backend, layout):
+    rng = np.random.default_rng(13)
+    h, w, b, target = _problem(rng, np.float32, ignored=False)
+    if layout == "fortran":
+        h_view, w_view = np.asfortranarray(h), np.asfortranarray(w)
+    else:
+        h_view = np.repeat(h, 2, axis=1)[:, ::2]
+        w_view = np.repeat(w, 3, axis=0)[::3]
+    expected = crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                             chunk_size=5, backend=backend)
+    got = crossent.linear_cross_entropy(h_view, w_view, target, bias=b, return_grad=True,
+                                        chunk_size=5, backend=backend)
+    _close(got[0], expected[0], np.float32)
+    for ours, theirs in zip(got[1], expected[1]):
+        _close(ours, theirs, np.float32)
+
+
 def test_ignored_rows_cost_no_gemm_and_get_zero_gradient(backend):
     rng = np.random.default_rng(4)
     h, w, b, target = _problem(rng, np.float64)

@@ -160,7 +160,8 @@ def _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index, l
         s = np.ascontiguousarray(as_operand(sample_weight, dtype, "sample_weight",
                                             lead_shape)).reshape(n_rows)
     return types.SimpleNamespace(
-        h=_blas_ready(h.reshape(n_rows, hidden)), w=_blas_ready(w), bias=b, target=t, kind=kind,
+        # h's rows are read in place by the dW GEMM, which needs them contiguous.
+        h=np.ascontiguousarray(h.reshape(n_rows, hidden)), w=_blas_ready(w), bias=b, target=t, kind=kind,
         class_weight=class_weight(weight, n_classes), sample_weight=s, ignore_index=ignore_index,
         smoothing=smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
         chunk_size=chunk_size or default_chunk_size(n_rows, n_classes, hidden, dtype),
