@@ -226,8 +226,9 @@ def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
         column_sums = np.empty(n_classes, dtype)
     total = acc
     for first in range(0, len(kept), chunk):
-        rows = kept[first:first + chunk]
-        m = len(rows)
+        m = min(chunk, len(kept) - first)
+        # A slice when no row is left out: the chunk's targets (soft: m × V) are then views.
+        rows = kept[first:first + m] if compact else slice(first, first + m)
         if compact:
             hc = np.take(p.h, rows, axis=0, out=h_buffer[:m])
         else:
