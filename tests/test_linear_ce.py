@@ -71,7 +71,7 @@ def _options(name, rng, n, v, dtype):
 @pytest.mark.parametrize("chunk_size", [1, 7, 64])
 @pytest.mark.parametrize("options", list(OPTION_SETS))
 @pytest.mark.parametrize("target_kind", ["index", "ignored", "soft"])
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("reduction", ["mean", pytest.param("sum", marks=pytest.mark.slow), "none"])
 def test_equals_the_materialised_loss_and_gradients(backend, dtype, chunk_size, options,
                                                     target_kind, reduction):
     rng = np.random.default_rng(1)
