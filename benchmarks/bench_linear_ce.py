@@ -106,10 +106,10 @@ def _fits(method, n, v):
     return (1 if method == "gemm" else 3) * n * v * 4 < available / 2
 
 
-def time_case(n, d, v, threads, repeat):
+def time_case(n, d, v, threads, repeat, methods=METHODS):
     h, w, t = _inputs(n, d, v)
     runners = {}
-    for method in METHODS:
+    for method in methods:
         if _fits(method, n, v):
             runner = make_runner(method, h, w, t, threads)
             if runner is not None:
@@ -184,6 +184,8 @@ def main():
     parser.add_argument("--cases", default="0,1,2")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help="no timing")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="a subset of " + ",".join(METHODS))
     parser.add_argument("--json")
     parser.add_argument("--peak-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -194,11 +196,13 @@ def main():
     rows = []
     for index in map(int, args.cases.split(",")):
         n, d, v = CASES[index]
-        times = {} if args.memory_only else time_case(n, d, v, args.threads, args.repeat)
+        methods = args.methods.split(",")
+        times = {} if args.memory_only else time_case(n, d, v, args.threads, args.repeat,
+                                                      methods)
         row = {"N": n, "d": d, "V": v, "seconds": times}
         if args.memory or args.memory_only:
             row["peak_bytes"] = {m: peak_memory(m, n, d, v, args.threads)
-                                 for m in ("crossent", "torch", "torch_chunked")}
+                                 for m in ("crossent", "torch", "torch_chunked") if m in methods}
             row["budget_bytes"] = n * v * 4 // 16
         rows.append(row)
         floor = times.get("gemm")
