@@ -10,6 +10,8 @@ N × V logits.
   F.linear_cross_entropy where this torch has it);
 * per-token lse and z-loss terms; determinism; layouts; bad input.
 """
+import warnings
+
 import numpy as np
 import pytest
 
@@ -243,16 +245,26 @@ def test_torch_parity(torch):
         np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_torch_linear_cross_entropy_parity(torch):
+@pytest.mark.parametrize("chunked", [False, True], ids=["reference", "chunked"])
+@pytest.mark.parametrize("options", [{}, dict(label_smoothing=0.1), dict(reduction="sum")])
+def test_torch_linear_cross_entropy_parity(torch, chunked, options):
+    """F.linear_cross_entropy (torch 2.13), its reference path and its chunked
+    one (LinearCrossEntropyOptions), with the options it has."""
     F = torch.nn.functional
     if not hasattr(F, "linear_cross_entropy"):
         pytest.skip("this torch has no F.linear_cross_entropy")
     rng = np.random.default_rng(10)
-    h, w, _, target = _problem(rng, np.float32, n=40, d=16, v=50)
-    loss, (dh, dw, _) = crossent.linear_cross_entropy(h, w, target, return_grad=True)
-    ht, wt = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
-    expected = F.linear_cross_entropy(ht, wt, torch.tensor(target))
+    h, w, b, target = _problem(rng, np.float32, n=40, d=16, v=50)
+    loss, (dh, dw, db) = crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                                       **options)
+    ht, wt, bt = (torch.tensor(x, requires_grad=True) for x in (h, w, b))
+    torch_options = torch.nn.LinearCrossEntropyOptions() if chunked else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unsupported configuration falls back, saying so
+        expected = F.linear_cross_entropy(ht, wt, torch.tensor(target), linear_bias=bt,
+                                          ignore_index=-100, options=torch_options, **options)
     expected.backward()
+    _close(db, bt.grad.numpy(), np.float32)
     assert float(loss) == pytest.approx(expected.item(), rel=1e-5)
     _close(dh, ht.grad.numpy(), np.float32)
     _close(dw, wt.grad.numpy(), np.float32)
