@@ -212,11 +212,12 @@ def test_same_bits_from_call_to_call_and_for_every_n_threads(backend, soft):
 def test_default_chunk_size_bounds_extra_memory():
     n, v, d = 8192, 128256, 256
     rows = default_chunk_size(n, v, d, np.float32)
-    assert rows * (v + 2 * d) * 4 <= n * v * 4 / 16
+    assert rows * (v + 2 * d) * 4 + v * 4 <= n * v * 4 / 16
     assert rows >= 256
     assert default_chunk_size(3, 10, 4, np.float64) == 1
-    # 10-class rows of 4 features: 1/16 of 10 float32 per row, over 10 + 2·4 floats per row
-    assert default_chunk_size(10**6, 10, 4, np.float32) == int(10**6 * 40 / 16 // 72)
+    # 10-class rows of 4 features: 1/16 of 10 float32 per row (less one row of
+    # column sums), over 10 + 2·4 floats per row
+    assert default_chunk_size(10**6, 10, 4, np.float32) == int((10**6 * 40 / 16 - 40) // 72)
 
 
 def test_inputs_are_not_modified(backend):

@@ -69,20 +69,26 @@ def _load_cblas_gemm():
 _GEMM = None
 
 
-def _accumulate_gt_h(g, hc, dw, scratch):
-    """dw += g.T @ hc, g (m, V) and hc (m, d) with unit inner strides, dw
-    C-contiguous (V, d)."""
+def _dw_scratch(chunk, hidden, dtype):
+    """The buffer _accumulate_gt_h needs without NumPy's cblas, else None."""
     global _GEMM
     if _GEMM is None:
         _GEMM = _load_cblas_gemm()
+    return None if np.dtype(dtype) in _GEMM else np.empty((chunk, hidden), dtype)
+
+
+def _accumulate_gt_h(g, hc, dw, scratch):
+    """dw += g.T @ hc, g (m, V) and hc (m, d) with unit inner strides, dw
+    C-contiguous (V, d); scratch: None (NumPy's cblas), or _dw_scratch's
+    buffer, through which dw is accumulated a slice of rows at a time."""
     m, d = hc.shape
     if m == 0 or d == 0:
         return
-    gemm = _GEMM.get(dw.dtype)
-    if gemm is not None:
+    if scratch is None:
         size = dw.itemsize
-        gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, dw.shape[0], d, m, 1.0, g.ctypes.data,
-             g.strides[0] // size, hc.ctypes.data, hc.strides[0] // size, 1.0, dw.ctypes.data, d)
+        _GEMM[dw.dtype](_ROW_MAJOR, _TRANS, _NO_TRANS, dw.shape[0], d, m, 1.0, g.ctypes.data,
+                        g.strides[0] // size, hc.ctypes.data, hc.strides[0] // size, 1.0,
+                        dw.ctypes.data, d)
         return
     step = scratch.shape[0]
     for first in range(0, dw.shape[0], step):
@@ -106,10 +112,12 @@ def _check_chunk_size(chunk_size):
 
 
 def default_chunk_size(n_rows, n_classes, hidden, dtype):
-    """Rows per chunk whose buffers (logits, and h and dh rows) take at most
-    MEMORY_FRACTION of one n_rows × n_classes float32 matrix (at least 1)."""
-    budget = MEMORY_FRACTION * n_rows * n_classes * 4
-    per_row = (n_classes + 2 * hidden) * np.dtype(dtype).itemsize
+    """Rows per chunk whose buffers (logits, and h and dh rows, and one row of
+    column sums for dbias) take at most MEMORY_FRACTION of one n_rows ×
+    n_classes float32 matrix (at least 1)."""
+    itemsize = np.dtype(dtype).itemsize
+    budget = MEMORY_FRACTION * n_rows * n_classes * 4 - n_classes * itemsize
+    per_row = (n_classes + 2 * hidden) * itemsize
     return max(1, min(n_rows, int(budget // max(per_row, 1))))
 
 
@@ -220,10 +228,10 @@ def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
         dh = (np.zeros if compact else np.empty)((n_rows, hidden), dtype)
         dh_buffer = np.empty((chunk, hidden), dtype) if compact else None
         dw = np.zeros((n_classes, hidden), dtype)
-        dw_scratch = np.empty((chunk, hidden), dtype)
+        dw_scratch = _dw_scratch(chunk, hidden, dtype)
         db = np.zeros(n_classes, np.float64) if p.bias is not None else None
-        ones = np.ones(chunk, dtype)
-        column_sums = np.empty(n_classes, dtype)
+        if db is not None:
+            ones, column_sums = np.ones(chunk, dtype), np.empty(n_classes, dtype)
     total = acc
     for first in range(0, len(kept), chunk):
         m = min(chunk, len(kept) - first)
