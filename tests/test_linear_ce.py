@@ -317,7 +317,7 @@ def test_numpys_blas_is_found():
     gemms = _linear_ce._load_cblas_gemm()
     if not glob_openblas():
         pytest.skip("this NumPy does not bundle OpenBLAS")
-    assert set(gemms) == {np.dtype(np.float32), np.dtype(np.float64)}
+    assert {np.dtype(np.float32), np.dtype(np.float64)} <= set(gemms)
 
 
 def glob_openblas():

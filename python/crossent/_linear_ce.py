@@ -39,7 +39,7 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 def _load_cblas_gemm():
-    """{dtype: gemm} from the BLAS NumPy ships (its bundled OpenBLAS), for the
+    """{dtype: gemm} (and "set_local_threads") from the BLAS NumPy ships (its bundled OpenBLAS), for the
     one product np.matmul cannot do: C += AᵀB (beta = 1) into dW.  Empty when
     that library is not found (another NumPy build); then dW is accumulated
     through a small buffer."""
@@ -50,20 +50,54 @@ def _load_cblas_gemm():
             library = ctypes.CDLL(path)
         except OSError:
             continue
+        local_threads = getattr(library, "openblas_set_num_threads_local", None)
+        if local_threads is not None:
+            local_threads.argtypes, local_threads.restype = [ctypes.c_int], ctypes.c_int
+            found["set_local_threads"] = local_threads
         for stem, int_type in (("scipy_cblas_{}gemm64_", ctypes.c_int64),
                                ("scipy_cblas_{}gemm", ctypes.c_int)):
             for letter, real, dtype in (("s", ctypes.c_float, np.float32),
                                         ("d", ctypes.c_double, np.float64)):
                 gemm = getattr(library, stem.format(letter), None)
-                if gemm is None or dtype in found:
+                if gemm is None or np.dtype(dtype) in found:
                     continue
                 i, p = int_type, ctypes.c_void_p
                 gemm.argtypes = [i, i, i, i, i, i, real, p, i, p, i, real, p, i]
                 gemm.restype = None
                 found[np.dtype(dtype)] = gemm
-        if found:
+        if len(found) > 1:
             break
     return found
+
+
+_POOL = None
+
+
+def _dh_rows(g, w, out, n_threads):
+    """out = g @ w.  OpenBLAS's threaded GEMM of a chunk's shape (few rows,
+    a contraction over all V classes) synchronises its threads once per block
+    of the contraction and ran 1–4× slower than one thread on a shared
+    machine (docs/performance.md); so with threads to spare the rows are
+    split between pool threads, each running a one-thread GEMM (each entry
+    is the same dot product either way)."""
+    global _POOL
+    set_local = _GEMM.get("set_local_threads")
+    m = g.shape[0]
+    if set_local is None or n_threads < 2 or m < 2 * n_threads:
+        np.matmul(g, w, out=out)
+        return
+    if _POOL is None or _POOL._max_workers < n_threads:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="crossent-dh")
+
+    def part(bounds):
+        previous = set_local(1)
+        try:
+            np.matmul(g[bounds[0]:bounds[1]], w, out=out[bounds[0]:bounds[1]])
+        finally:
+            set_local(previous)
+    edges = np.linspace(0, m, n_threads + 1).astype(int)
+    list(_POOL.map(part, zip(edges[:-1], edges[1:])))
 
 
 _GEMM = None
@@ -75,6 +109,7 @@ def _dw_scratch(chunk, hidden, dtype):
     if _GEMM is None:
         _GEMM = _load_cblas_gemm()
     return None if np.dtype(dtype) in _GEMM else np.empty((chunk, hidden), dtype)
+
 
 
 def _accumulate_gt_h(g, hc, dw, scratch):
@@ -257,10 +292,10 @@ def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
         if not return_grad:
             continue
         if compact:
-            np.matmul(logits, p.w, out=dh_buffer[:m])
+            _dh_rows(logits, p.w, dh_buffer[:m], n_threads)
             dh[rows] = dh_buffer[:m]
         else:
-            np.matmul(logits, p.w, out=dh[first:first + m])
+            _dh_rows(logits, p.w, dh[first:first + m], n_threads)
         _accumulate_gt_h(logits, hc, dw, dw_scratch)
         if db is not None:
             db += np.matmul(ones[:m], logits, out=column_sums)
