@@ -397,8 +397,10 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
         Rows per chunk.  Default: as many as fit in 1/16 of one N × V
         float32 matrix (the logits buffer and the chunk's rows of h and dh).
     backend, n_threads
-        The row kernel's backend and threads.  The GEMMs run on the BLAS's
-        own threads (OPENBLAS_NUM_THREADS, threadpoolctl).
+        The row kernel's backend and threads; with NumPy's OpenBLAS the rows
+        of the dh GEMM are also split between ``n_threads`` threads, each a
+        one-thread GEMM.  The logits and dW GEMMs run on the BLAS's own
+        threads (OPENBLAS_NUM_THREADS, threadpoolctl).
 
     Returns
     -------
@@ -406,10 +408,11 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
     ``TokenTerms`` appended when ``return_lse``.
 
     Determinism: for a fixed ``chunk_size`` and BLAS thread count the bits
-    never change from call to call, and do not depend on ``n_threads`` or
-    the backend's threads. The BLAS may sum in another order for another
-    BLAS thread count or chunk size, which moves the results by float
-    rounding only.
+    never change from call to call, and do not depend on ``n_threads`` (the
+    row kernel's bits never do, and splitting the dh GEMM by rows leaves
+    each entry the same dot product; tests/test_linear_ce.py checks both).
+    The BLAS may sum in another order for another BLAS thread count or
+    chunk size, which moves the results by float rounding only.
 
     Example
     -------
