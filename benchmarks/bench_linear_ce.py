@@ -12,16 +12,18 @@ each repeat (median of the repeats):
   torch chunked F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())
   jax           jit(value_and_grad) of the materialised formula
 With --memory, each method's peak memory beyond its inputs and returned
-gradients is measured in a fresh process (peak RSS, getrusage).  Methods
+gradients is measured in a fresh process: peak RSS (VmHWM, which includes
+the BLAS's per-thread work buffers), and for crossent NumPy's own
+allocations (tracemalloc).  Methods
 whose N x V logits would not fit in half the available memory are skipped.
 """
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 
 CASES = [(2048, 512, 32000), (1024, 512, 128256), (8192, 256, 128256)]
 METHODS = ["crossent", "gemm", "torch", "torch_chunked", "jax"]
@@ -96,16 +98,18 @@ def make_runner(method, h, w, t, threads):
 
 
 def _fits(method, n, v):
+    """Whether the method's N x V float32 matrices (one for the GEMMs, about
+    three for the materialised losses) fit in half the available memory."""
     if method not in MATERIALISED:
         return True
     available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return 3 * n * v * 4 < available / 2
+    return (1 if method == "gemm" else 3) * n * v * 4 < available / 2
 
 
-def time_case(n, d, v, threads, repeat):
+def time_case(n, d, v, threads, repeat, methods=METHODS):
     h, w, t = _inputs(n, d, v)
     runners = {}
-    for method in METHODS:
+    for method in methods:
         if _fits(method, n, v):
             runner = make_runner(method, h, w, t, threads)
             if runner is not None:
@@ -120,6 +124,16 @@ def time_case(n, d, v, threads, repeat):
     return {method: sorted(ts)[len(ts) // 2] for method, ts in times.items()}
 
 
+def _status_bytes(field):
+    """VmRSS or VmHWM of this process, in bytes.  (Not getrusage's ru_maxrss:
+    Linux carries it across exec, so a child would report its parent's peak.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def _peak_child(method, n, d, v, threads):
     """In this (fresh) process: peak RSS beyond the inputs and the returned
     gradients, in bytes."""
@@ -129,14 +143,21 @@ def _peak_child(method, n, d, v, threads):
     if runner is None:
         print(json.dumps(None))
         return
-    with open("/proc/self/statm") as f:
-        before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    # The BLAS's own work buffers are allocated at its first GEMM, for every method alike.
+    np.matmul(np.ones((2048, 2048), np.float32), np.ones((2048, 2048), np.float32))
+    before = _status_bytes("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    traced = method in ("crossent", "gemm")
+    if traced:  # NumPy's allocations (not the BLAS's own buffers)
+        tracemalloc.start()
     runner()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_bytes("VmHWM")
     returned = h.nbytes + w.nbytes  # dh and dW
-    if method == "jax":  # jit compilation and its own copies of the inputs are not the loss's
-        returned += h.nbytes + w.nbytes
-    print(json.dumps(max(0, peak - before - returned)))
+    result = {"rss": max(0, peak - before - returned)}
+    if traced:
+        result["traced"] = max(0, tracemalloc.get_traced_memory()[1] - returned)
+    print(json.dumps(result))
 
 
 def peak_memory(method, n, d, v, threads):
@@ -147,12 +168,24 @@ def peak_memory(method, n, d, v, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _memory_text(method, measured):
+    if measured is None:
+        return f"{method} -"
+    text = f"{method} {measured['rss'] / 2**20:.0f}"
+    if "traced" in measured:
+        text += f" ({measured['traced'] / 2**20:.1f})"
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cases", default="0,1,2")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="no timing")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="a subset of " + ",".join(METHODS))
     parser.add_argument("--json")
     parser.add_argument("--peak-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,11 +196,14 @@ def main():
     rows = []
     for index in map(int, args.cases.split(",")):
         n, d, v = CASES[index]
-        times = time_case(n, d, v, args.threads, args.repeat)
+        methods = args.methods.split(",")
+        times = {} if args.memory_only else time_case(n, d, v, args.threads, args.repeat,
+                                                      methods)
         row = {"N": n, "d": d, "V": v, "seconds": times}
-        if args.memory:
+        if args.memory or args.memory_only:
             row["peak_bytes"] = {m: peak_memory(m, n, d, v, args.threads)
-                                 for m in ("crossent", "torch", "torch_chunked")}
+                                 for m in ("crossent", "torch", "torch_chunked") if m in methods}
+            row["budget_bytes"] = n * v * 4 // 16
         rows.append(row)
         floor = times.get("gemm")
         line = [f"N={n} d={d} V={v}:"]
@@ -175,10 +211,10 @@ def main():
             ratio = f" ({seconds / floor:.2f}x floor)" if floor else ""
             line.append(f"{method} {seconds:.3f}s{ratio}")
         print("  ".join(line), flush=True)
-        if args.memory:
-            print("  peak MB beyond inputs and gradients: " + "  ".join(
-                f"{m} {b / 2**20:.0f}" if b is not None else f"{m} -"
-                for m, b in row["peak_bytes"].items()), flush=True)
+        if args.memory or args.memory_only:
+            print("  peak MB beyond inputs and gradients (RSS; NumPy's own allocations): " +
+                  "  ".join(_memory_text(m, b) for m, b in row["peak_bytes"].items()),
+                  flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

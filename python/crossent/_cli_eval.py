@@ -1,5 +1,6 @@
 """``crossent eval``: the command line over :func:`crossent._eval.evaluate_report`."""
 import json
+import math
 import sys
 
 from . import _backends, _cli_dask
@@ -42,13 +43,24 @@ def add_arguments(parser):
                         help="print loss, metrics, samples, weight sum, dtype, backend, rows/s "
                              "as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--z-loss", type=float, metavar="LAMBDA",
+                        help="cross_entropy, linear_cross_entropy: add LAMBDA*lse^2 per sample")
+    parser.add_argument("--softcap", type=float, metavar="C",
+                        help="cross_entropy, linear_cross_entropy: logits -> C*tanh(z/C)")
+    parser.add_argument("--linear-weight", metavar="FILE",
+                        help="linear_cross_entropy: the head's (V, d) weight; PRED is then "
+                             "the hidden states (N, ..., d)")
+    parser.add_argument("--bias", metavar="FILE", help="linear_cross_entropy: the head's bias")
     _cli_dask.add_arguments(parser)
 
 
 def run(args):
+    if args.loss == "linear_cross_entropy" or args.linear_weight or args.bias:
+        return _run_linear(args)
     if _cli_dask.wanted(args):   # shard globs, Zarr, a cluster
         return _cli_dask.run(args)
-    options = {"weight": args.weight, "sample_weight": args.sample_weight,
+    options = {"z_loss": args.z_loss, "softcap": args.softcap,
+               "weight": args.weight, "sample_weight": args.sample_weight,
                "pos_weight": args.pos_weight, "ignore_index": args.ignore_index,
                "label_smoothing": args.label_smoothing, "axis": args.axis,
                "alpha": args.alpha, "gamma": args.gamma, "log_target": args.log_target}
@@ -89,6 +101,42 @@ def _size(n_bytes):
         if n_bytes < 1000 or unit == "GB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.3g} {unit}"
         n_bytes /= 1000
+
+
+def _run_linear(args):
+    from ._eval_linear import evaluate_linear_report
+    try:
+        if args.loss != "linear_cross_entropy":
+            raise ValueError(f"--linear-weight and --bias apply to linear_cross_entropy only, "
+                             f"not to {args.loss}")
+        if args.linear_weight is None:
+            raise ValueError("linear_cross_entropy needs --linear-weight FILE (the head's "
+                             "(V, d) weight)")
+        for option, value in (("--pos-weight", args.pos_weight), ("--alpha", args.alpha),
+                              ("--gamma", args.gamma), ("--log-target", args.log_target),
+                              ("--axis", args.axis)):
+            if value is not None:
+                raise ValueError(f"{option} does not apply to linear_cross_entropy")
+        report, mean = evaluate_linear_report(
+            args.pred, args.target, args.linear_weight, bias=args.bias, weight=args.weight,
+            sample_weight=args.sample_weight, ignore_index=args.ignore_index,
+            label_smoothing=args.label_smoothing, z_loss=args.z_loss, softcap=args.softcap,
+            reduction=args.reduction, chunk_rows=args.chunk_rows, backend=args.backend,
+            n_threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"crossent eval: error: {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        result = _report_dict(report)
+        try:
+            result["perplexity"] = math.exp(mean)
+        except OverflowError:
+            result["perplexity"] = math.inf
+        print(json.dumps(result))
+    else:
+        print(report.loss)
+    return 0
 
 
 def _report_dict(report):

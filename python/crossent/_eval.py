@@ -41,7 +41,7 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 _OPTIONS = {"axis": "--axis", "weight": "--weight", "sample_weight": "--sample-weight",
             "pos_weight": "--pos-weight", "ignore_index": "--ignore-index",
             "label_smoothing": "--label-smoothing", "alpha": "--alpha", "gamma": "--gamma",
-            "log_target": "--log-target"}
+            "log_target": "--log-target", "z_loss": "--z-loss", "softcap": "--softcap"}
 _ARRAY_KEYWORDS = ("weight", "sample_weight", "pos_weight")
 
 
@@ -172,7 +172,7 @@ def _operand_axes(sources, class_axis, cut):
 def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=None,
              ignore_index=None, label_smoothing=None, axis=None, alpha=None, gamma=None,
              log_target=None, reduction=None, chunk_rows=None, backend=None, n_threads=None,
-             progress=False, metrics=None):
+             progress=False, metrics=None, z_loss=None, softcap=None):
     """The loss of predictions and targets that may not fit in memory.
 
     The correctly rounded sum of the per-sample losses of
@@ -197,7 +197,7 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
         ``.npz`` members (``np.savez``) are memory-mapped a chunk at a time;
         compressed members (``np.savez_compressed``) are decompressed as a
         stream, a chunk at a time.
-    ignore_index, label_smoothing, axis, alpha, gamma, log_target :
+    ignore_index, label_smoothing, axis, alpha, gamma, log_target, z_loss, softcap :
         As the loss function; None leaves the function's default. A keyword
         the loss does not take raises ``TypeError``.
     reduction : {"mean", "sum"}, or "batchmean" for ``kl_div``
@@ -238,7 +238,8 @@ def evaluate(loss, pred, target, *, weight=None, sample_weight=None, pos_weight=
     report = evaluate_report(loss, pred, target, weight=weight, sample_weight=sample_weight,
                            pos_weight=pos_weight, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, axis=axis, alpha=alpha, gamma=gamma,
-                           log_target=log_target, reduction=reduction,
+                           log_target=log_target, z_loss=z_loss, softcap=softcap,
+                           reduction=reduction,
                            chunk_rows=chunk_rows, backend=backend, n_threads=n_threads,
                            progress=progress, metrics=metrics)
     if metrics is None:

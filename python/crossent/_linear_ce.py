@@ -17,8 +17,6 @@ from collections import namedtuple
 import numpy as np
 
 from . import _backends
-from ._blocking import BLOCK_ROWS
-from ._reference import ordered_sum
 from ._validate import (as_operand, as_prediction, check_ignore_index, check_label_smoothing,
                         check_logit_transforms, check_reduction, class_weight)
 from ._validate import _index_target, _target_kind
@@ -41,7 +39,7 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 def _load_cblas_gemm():
-    """{dtype: gemm} from the BLAS NumPy ships (its bundled OpenBLAS), for the
+    """{dtype: gemm} (and "set_local_threads") from the BLAS NumPy ships (its bundled OpenBLAS), for the
     one product np.matmul cannot do: C += AᵀB (beta = 1) into dW.  Empty when
     that library is not found (another NumPy build); then dW is accumulated
     through a small buffer."""
@@ -52,39 +50,80 @@ def _load_cblas_gemm():
             library = ctypes.CDLL(path)
         except OSError:
             continue
+        local_threads = getattr(library, "openblas_set_num_threads_local", None)
+        if local_threads is not None:
+            local_threads.argtypes, local_threads.restype = [ctypes.c_int], ctypes.c_int
+            found["set_local_threads"] = local_threads
         for stem, int_type in (("scipy_cblas_{}gemm64_", ctypes.c_int64),
                                ("scipy_cblas_{}gemm", ctypes.c_int)):
             for letter, real, dtype in (("s", ctypes.c_float, np.float32),
                                         ("d", ctypes.c_double, np.float64)):
                 gemm = getattr(library, stem.format(letter), None)
-                if gemm is None or dtype in found:
+                if gemm is None or np.dtype(dtype) in found:
                     continue
                 i, p = int_type, ctypes.c_void_p
                 gemm.argtypes = [i, i, i, i, i, i, real, p, i, p, i, real, p, i]
                 gemm.restype = None
                 found[np.dtype(dtype)] = gemm
-        if found:
+        if len(found) > 1:
             break
     return found
+
+
+_POOL = None
+
+
+def _dh_rows(g, w, out, n_threads):
+    """out = g @ w.  OpenBLAS's threaded GEMM of a chunk's shape (few rows,
+    a contraction over all V classes) synchronises its threads once per block
+    of the contraction and ran 1–4× slower than one thread on a shared
+    machine (docs/performance.md); so with threads to spare the rows are
+    split between pool threads, each running a one-thread GEMM (each entry
+    is the same dot product either way)."""
+    global _POOL
+    set_local = _GEMM.get("set_local_threads")
+    m = g.shape[0]
+    if set_local is None or n_threads < 2 or m < 2 * n_threads:
+        np.matmul(g, w, out=out)
+        return
+    if _POOL is None or _POOL._max_workers < n_threads:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="crossent-dh")
+
+    def part(bounds):
+        previous = set_local(1)
+        try:
+            np.matmul(g[bounds[0]:bounds[1]], w, out=out[bounds[0]:bounds[1]])
+        finally:
+            set_local(previous)
+    edges = np.linspace(0, m, n_threads + 1).astype(int)
+    list(_POOL.map(part, zip(edges[:-1], edges[1:])))
 
 
 _GEMM = None
 
 
-def _accumulate_gt_h(g, hc, dw, scratch):
-    """dw += g.T @ hc, g (m, V) and hc (m, d) with unit inner strides, dw
-    C-contiguous (V, d)."""
+def _dw_scratch(chunk, hidden, dtype):
+    """The buffer _accumulate_gt_h needs without NumPy's cblas, else None."""
     global _GEMM
     if _GEMM is None:
         _GEMM = _load_cblas_gemm()
+    return None if np.dtype(dtype) in _GEMM else np.empty((chunk, hidden), dtype)
+
+
+
+def _accumulate_gt_h(g, hc, dw, scratch):
+    """dw += g.T @ hc, g (m, V) and hc (m, d) with unit inner strides, dw
+    C-contiguous (V, d); scratch: None (NumPy's cblas), or _dw_scratch's
+    buffer, through which dw is accumulated a slice of rows at a time."""
     m, d = hc.shape
     if m == 0 or d == 0:
         return
-    gemm = _GEMM.get(dw.dtype)
-    if gemm is not None:
+    if scratch is None:
         size = dw.itemsize
-        gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, dw.shape[0], d, m, 1.0, g.ctypes.data,
-             g.strides[0] // size, hc.ctypes.data, hc.strides[0] // size, 1.0, dw.ctypes.data, d)
+        _GEMM[dw.dtype](_ROW_MAJOR, _TRANS, _NO_TRANS, dw.shape[0], d, m, 1.0, g.ctypes.data,
+                        g.strides[0] // size, hc.ctypes.data, hc.strides[0] // size, 1.0,
+                        dw.ctypes.data, d)
         return
     step = scratch.shape[0]
     for first in range(0, dw.shape[0], step):
@@ -108,10 +147,12 @@ def _check_chunk_size(chunk_size):
 
 
 def default_chunk_size(n_rows, n_classes, hidden, dtype):
-    """Rows per chunk whose buffers (logits, and h and dh rows) take at most
-    MEMORY_FRACTION of one n_rows × n_classes float32 matrix (at least 1)."""
-    budget = MEMORY_FRACTION * n_rows * n_classes * 4
-    per_row = (n_classes + 2 * hidden) * np.dtype(dtype).itemsize
+    """Rows per chunk whose buffers (logits, and h and dh rows, and one row of
+    column sums for dbias) take at most MEMORY_FRACTION of one n_rows ×
+    n_classes float32 matrix (at least 1)."""
+    itemsize = np.dtype(dtype).itemsize
+    budget = MEMORY_FRACTION * n_rows * n_classes * 4 - n_classes * itemsize
+    per_row = (n_classes + 2 * hidden) * itemsize
     return max(1, min(n_rows, int(budget // max(per_row, 1))))
 
 
@@ -162,7 +203,8 @@ def _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index, l
         s = np.ascontiguousarray(as_operand(sample_weight, dtype, "sample_weight",
                                             lead_shape)).reshape(n_rows)
     return types.SimpleNamespace(
-        h=_blas_ready(h.reshape(n_rows, hidden)), w=_blas_ready(w), bias=b, target=t, kind=kind,
+        # h's rows are read in place by the dW GEMM, which needs them contiguous.
+        h=np.ascontiguousarray(h.reshape(n_rows, hidden)), w=_blas_ready(w), bias=b, target=t, kind=kind,
         class_weight=class_weight(weight, n_classes), sample_weight=s, ignore_index=ignore_index,
         smoothing=smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
         chunk_size=chunk_size or default_chunk_size(n_rows, n_classes, hidden, dtype),
@@ -178,7 +220,7 @@ def _denominator(p, module, n_threads):
                                        n_threads, 0.0)
     if p.sample_weight is None:
         return float(p.n_rows)
-    return ordered_sum(p.sample_weight, BLOCK_ROWS)
+    return module.sample_weight_sum(p.sample_weight[None], n_threads, 0.0)
 
 
 # ------------------------------------------------------------- the chunks
@@ -201,7 +243,7 @@ def _kernel_call(p, module, logits, rows, losses, lse, grad, scale, n_threads, a
     return kernel(*head, losses, grad, scale, n_threads, acc)
 
 
-def _run(p, module, n_threads, return_grad, return_lse):
+def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
     dtype, n_rows, n_classes, hidden = p.dtype, p.n_rows, p.n_classes, p.hidden
     if p.kind == "index":
         kept = np.flatnonzero(p.target != p.ignore_index)
@@ -221,14 +263,15 @@ def _run(p, module, n_threads, return_grad, return_lse):
         dh = (np.zeros if compact else np.empty)((n_rows, hidden), dtype)
         dh_buffer = np.empty((chunk, hidden), dtype) if compact else None
         dw = np.zeros((n_classes, hidden), dtype)
-        dw_scratch = np.empty((chunk, hidden), dtype)
+        dw_scratch = _dw_scratch(chunk, hidden, dtype)
         db = np.zeros(n_classes, np.float64) if p.bias is not None else None
-        ones = np.ones(chunk, dtype)
-        column_sums = np.empty(n_classes, dtype)
-    total = 0.0
+        if db is not None:
+            ones, column_sums = np.ones(chunk, dtype), np.empty(n_classes, dtype)
+    total = acc
     for first in range(0, len(kept), chunk):
-        rows = kept[first:first + chunk]
-        m = len(rows)
+        m = min(chunk, len(kept) - first)
+        # A slice when no row is left out: the chunk's targets (soft: m × V) are then views.
+        rows = kept[first:first + m] if compact else slice(first, first + m)
         if compact:
             hc = np.take(p.h, rows, axis=0, out=h_buffer[:m])
         else:
@@ -249,10 +292,10 @@ def _run(p, module, n_threads, return_grad, return_lse):
         if not return_grad:
             continue
         if compact:
-            np.matmul(logits, p.w, out=dh_buffer[:m])
+            _dh_rows(logits, p.w, dh_buffer[:m], n_threads)
             dh[rows] = dh_buffer[:m]
         else:
-            np.matmul(logits, p.w, out=dh[first:first + m])
+            _dh_rows(logits, p.w, dh[first:first + m], n_threads)
         _accumulate_gt_h(logits, hc, dw, dw_scratch)
         if db is not None:
             db += np.matmul(ones[:m], logits, out=column_sums)
@@ -260,6 +303,20 @@ def _run(p, module, n_threads, return_grad, return_lse):
     if return_grad:
         grads = (dh.reshape(p.h_shape), dw, None if db is None else db.astype(dtype))
     return total, denominator, losses, lse, grads
+
+
+def linear_loss_sums(h, linear_weight, target, *, acc=(0.0, 0.0), bias=None, weight=None,
+                     sample_weight=None, ignore_index=-100, label_smoothing=0.0, z_loss=0.0,
+                     softcap=None, chunk_size=None, backend=None, n_threads=None):
+    """(acc[0] + Σ weighted losses, acc[1] + Σ weights) of linear_cross_entropy
+    over these rows: the sums behind its mean, for a file read in pieces."""
+    module = _backends.module(backend)
+    n_threads = _backends.resolve_n_threads(n_threads)
+    p = _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index,
+              label_smoothing, z_loss, softcap, "sum", chunk_size, module)
+    total = _run(p, module, n_threads, False, False, acc[0])[0]
+    p.reduction = "mean"
+    return total, acc[1] + _denominator(p, module, n_threads), p.dtype, module.NAME
 
 
 def _token_terms(p, lse):
@@ -340,8 +397,10 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
         Rows per chunk.  Default: as many as fit in 1/16 of one N × V
         float32 matrix (the logits buffer and the chunk's rows of h and dh).
     backend, n_threads
-        The row kernel's backend and threads.  The GEMMs run on the BLAS's
-        own threads (OPENBLAS_NUM_THREADS, threadpoolctl).
+        The row kernel's backend and threads; with NumPy's OpenBLAS the rows
+        of the dh GEMM are also split between ``n_threads`` threads, each a
+        one-thread GEMM.  The logits and dW GEMMs run on the BLAS's own
+        threads (OPENBLAS_NUM_THREADS, threadpoolctl).
 
     Returns
     -------
@@ -349,10 +408,11 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
     ``TokenTerms`` appended when ``return_lse``.
 
     Determinism: for a fixed ``chunk_size`` and BLAS thread count the bits
-    never change from call to call, and do not depend on ``n_threads`` or
-    the backend's threads. The BLAS may sum in another order for another
-    BLAS thread count or chunk size, which moves the results by float
-    rounding only.
+    never change from call to call, and do not depend on ``n_threads`` (the
+    row kernel's bits never do, and splitting the dh GEMM by rows leaves
+    each entry the same dot product; tests/test_linear_ce.py checks both).
+    The BLAS may sum in another order for another BLAS thread count or
+    chunk size, which moves the results by float rounding only.
 
     Example
     -------
