@@ -12,13 +12,30 @@ first, makes that cut strided in the file, and then the whole file is mapped
 than the fewest rows that fill whole blocks: 64 / gcd(64, rows per index) or
 4096 / gcd(4096, elements per row), e.g. 4096 rows when a row holds an odd
 number of elements.
+
+What is checked before any data is read (``_read_npy_header``,
+``_check_member``): the header is parsed once, as a literal (never
+evaluated); version 1.0, 2.0 or 3.0; header length within NumPy's bound;
+exactly the keys ``descr``, ``fortran_order`` (a bool) and ``shape`` (a tuple
+of non-negative ints whose byte size fits in an intp and in the file);
+``descr`` a real dtype (float16/32/64, integers, bool; either byte order).
+An ``.npz`` member must be a regular, unencrypted, stored or deflated file
+whose sizes in the zip directory are possible for the archive (a deflated
+member expands at most ``MAX_DEFLATE_RATIO`` times), so that a zip bomb
+costs memory bounded by the archive's size.  Every refusal is one line
+naming the operand, the file (and member) and the bad field.  A stored
+member's CRC is not verified, as a ``.npy`` file has none: checking it would
+read the file twice.
 """
+import ast
 import math
 import mmap
 import os
+import stat
 import struct
 import zipfile
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,8 +96,8 @@ class StreamedNpy:
     """A compressed .npz member, decompressed in order, one chunk at a time,
     into one reused buffer (chunks must be asked for in order)."""
 
-    def __init__(self, stream, shape, dtype, fortran_order, label, load_whole):
-        self.stream, self.label, self._load_whole = stream, label, load_whole
+    def __init__(self, stream, shape, dtype, fortran_order, label, where, load_whole):
+        self.stream, self.label, self.where, self._load_whole = stream, label, where, load_whole
         self.shape, self.dtype, self.fortran_order = shape, dtype, fortran_order
         self._position, self._buffer, self._whole = 0, None, None
 
@@ -95,7 +112,7 @@ class StreamedNpy:
         if self._buffer is None or self._buffer.size < count:
             self._buffer = np.empty(count, self.dtype)
         chunk = self._buffer[:count]
-        read_exactly(self.stream, memoryview(chunk.view(np.uint8)), self.label)
+        read_exactly(self.stream, memoryview(chunk.view(np.uint8)), self.label, self.where)
         self._position = stop
         return chunk.reshape((stop - start,) + self.shape[1:])
 
@@ -105,17 +122,17 @@ class StreamedNpy:
         return self._whole
 
 
-def read_exactly(stream, view, label):
+def read_exactly(stream, view, label, where):
     filled = 0
     try:
         while filled < len(view):
             n = stream.readinto(view[filled:])
             if not n:
-                raise ValueError(f"{label}: the .npz member is truncated "
-                                 f"(it ended {len(view) - filled} bytes early)")
+                raise ValueError(f"{label}: {where} is truncated "
+                                 f"(the member ended {len(view) - filled} bytes early)")
             filled += n
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise ValueError(f"{label}: the .npz member is corrupt ({exc})") from None
+    except ZIP_ERRORS as exc:
+        raise ValueError(f"{label}: {where} is corrupt ({_reason(exc)})") from None
 
 
 # ---------------------------------------------------------------- opening
@@ -155,27 +172,122 @@ def _open_file(spec, label, stack):
     return MappedNpy(file, header_bytes, shape, dtype, fortran_order, label)
 
 
+# The .npy header, checked field by field before any byte of data is read.
+NPY_MAGIC = b"\x93NUMPY"
+# Header length (bytes after the length field) a .npy may declare: NumPy's
+# own bound (np.lib.format's max_header_size); a longer header is no
+# numeric array's, and bounding it bounds the parse.
+MAX_HEADER_BYTES = 10000
+MAX_DIMS = 64                       # NumPy's NPY_MAXDIMS
+MAX_BYTES = 2**63 - 1               # what NumPy can index (intp)
+# Element types crossent computes with: real numbers of the sizes NumPy
+# names, native or byte-swapped ('|' for one-byte types).
+SUPPORTED_KINDS = {"f": (2, 4, 8), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "b": (1,)}
+# What parsing a garbled header literal or dtype string may raise.
+PARSE_ERRORS = (ValueError, TypeError, SyntaxError, OverflowError, MemoryError, RecursionError)
+
+
+class NpyHeader(NamedTuple):
+    shape: tuple
+    dtype: np.dtype
+    fortran_order: bool
+    length: int                     # bytes from the magic string to the data
+
+
 def _read_npy_header(stream, label, where):
-    """(shape, dtype, fortran_order, header length in bytes) of the .npy at the
-    stream's position; one clear error for anything that is not a .npy."""
-    fmt = np.lib.format
-    start = stream.tell()
+    """The checked header of the .npy at the stream's position; anything that
+    is not a .npy of real numbers raises one line naming ``where`` and the
+    bad field."""
+    def refuse(what, error=ValueError):
+        raise error(f"{label}: {where}: {what}")
+
+    preamble = stream.read(len(NPY_MAGIC) + 2)
+    if len(preamble) < len(NPY_MAGIC) + 2 or preamble[:len(NPY_MAGIC)] != NPY_MAGIC:
+        raise ValueError(f"{label}: {where} is not a .npy file (no NumPy magic string)")
+    version = (preamble[-2], preamble[-1])
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        refuse(f"unsupported .npy format version {version[0]}.{version[1]} "
+               f"(expected 1.0, 2.0 or 3.0)")
+    length_field = stream.read(2 if version == (1, 0) else 4)
+    if len(length_field) != (2 if version == (1, 0) else 4):
+        refuse("is truncated inside the .npy header")
+    header_length = int.from_bytes(length_field, "little")
+    if not 0 < header_length <= MAX_HEADER_BYTES:
+        refuse(f"corrupt .npy header: its length field says {header_length} bytes "
+               f"(expected 1 to {MAX_HEADER_BYTES})")
+    text = stream.read(header_length)
+    if len(text) != header_length:
+        refuse(f"is truncated inside the .npy header ({len(text)} of its "
+               f"{header_length} bytes present)")
+    header = _parse_header_text(text, version, refuse)
+    dtype = _header_dtype(header["descr"], refuse)
+    shape = _header_shape(header["shape"], dtype, refuse)
+    if not isinstance(header["fortran_order"], bool):
+        refuse(f"corrupt .npy header: 'fortran_order' is {header['fortran_order']!r} "
+               f"(expected True or False)")
+    return NpyHeader(shape, dtype, header["fortran_order"],
+                     len(preamble) + len(length_field) + header_length)
+
+
+def _parse_header_text(text, version, refuse):
+    """The header's dictionary literal, parsed without evaluating any code."""
     try:
-        version = fmt.read_magic(stream)
-    except ValueError:
-        raise ValueError(f"{label}: {where} is not a .npy file (no NumPy magic string)") from None
+        # Versions 1 and 2 are latin-1, 3 is utf-8 (for field names, which a
+        # numeric array does not have).
+        source = text.decode("utf-8" if version == (3, 0) else "latin-1")
+        header = ast.literal_eval(source)
+    except PARSE_ERRORS as exc:
+        reason = " ".join(str(exc).split())[:80] or type(exc).__name__
+        refuse(f"corrupt .npy header (not a Python literal: {reason})")
+    keys = ("descr", "fortran_order", "shape")
+    if not isinstance(header, dict) or sorted(header) != list(keys):
+        given = sorted(map(repr, header)) if isinstance(header, dict) else type(header).__name__
+        refuse(f"corrupt .npy header: expected a dict with the keys 'descr', 'fortran_order' "
+               f"and 'shape', got {given}")
+    return header
+
+
+def _header_dtype(descr, refuse):
+    if not isinstance(descr, str):
+        # A list describes a structured record type.
+        refuse(f"holds a structured dtype ('descr' {_clip(descr)}); crossent reads arrays of "
+               f"real numbers (floating, integer or bool)", TypeError)
     try:
-        # Versions 2.0 and 3.0 share the header layout (3.0 only allows utf-8
-        # field names, which a numeric array does not have).
-        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(stream)
-    except Exception as exc:  # noqa: BLE001 -- numpy's parser raises many kinds on garbage
-        raise ValueError(f"{label}: {where} has a corrupt .npy header "
-                         f"({type(exc).__name__}: {exc})") from None
-    if dtype.hasobject or dtype.fields is not None:
-        raise TypeError(f"{label}: {where} holds dtype {dtype}; crossent reads arrays of "
-                        f"real numbers (floating, integer or bool)")
-    return shape, dtype, fortran_order, stream.tell() - start
+        dtype = np.dtype(descr)
+    except PARSE_ERRORS as exc:
+        refuse(f"corrupt .npy header: 'descr' {_clip(descr)} is not a dtype "
+               f"({' '.join(str(exc).split())[:80]})")
+    if (dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject
+            or dtype.itemsize not in SUPPORTED_KINDS.get(dtype.kind, ())):
+        refuse(f"holds dtype {dtype} ('descr' {_clip(descr)}); crossent reads arrays of "
+               f"real numbers (float16/32/64, integer or bool)", TypeError)
+    return dtype
+
+
+def _header_shape(shape, dtype, refuse):
+    if not isinstance(shape, tuple):
+        refuse(f"corrupt .npy header: 'shape' is {_clip(shape)} (expected a tuple of ints)")
+    if len(shape) > MAX_DIMS:
+        refuse(f"corrupt .npy header: 'shape' has {len(shape)} dimensions "
+               f"(at most {MAX_DIMS})")
+    for axis, n in enumerate(shape):
+        # bool is an int to Python, never a length to NumPy's writer
+        if type(n) is not int:
+            refuse(f"corrupt .npy header: 'shape' {_clip(shape)} has {n!r} at axis {axis} "
+                   f"(expected a non-negative int)")
+        if n < 0:
+            refuse(f"corrupt .npy header: 'shape' {_clip(shape)} has the negative dimension "
+                   f"{n} at axis {axis}")
+    # NumPy refuses a shape whose non-zero lengths overflow, even when another is 0.
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > MAX_BYTES:
+        refuse(f"corrupt .npy header: 'shape' {_clip(shape)} of {dtype} overflows "
+               f"(more than {MAX_BYTES} bytes)")
+    return shape
+
+
+def _clip(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_size(label, where, shape, dtype, available):
@@ -185,12 +297,23 @@ def _check_size(label, where, shape, dtype, available):
                          f"{shape} ({needed} bytes) but only {available} bytes follow")
 
 
+# Errors zipfile and its decompressors raise on corrupt bytes.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error,
+              NotImplementedError, RuntimeError, UnicodeDecodeError, OverflowError)
+# Deflate expands its input at most ~1032 times (a 258-byte match per 2 bits),
+# so a member's declared size beyond that is a lie, and memory spent on
+# a member is bounded by the archive's size.
+MAX_DEFLATE_RATIO = 1032
+MSDOS_DIRECTORY = 0x10              # the directory bit of a zip entry's DOS attributes
+
+
 def _open_npz_member(file, path, key, label, stack):
     try:
         archive = stack.enter_context(zipfile.ZipFile(file))
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{label}: {path} is not a valid .npz archive ({exc})") from None
-    keys = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+        names = archive.namelist()
+    except ZIP_ERRORS + (ValueError,) as exc:
+        raise ValueError(f"{label}: {path} is not a valid .npz archive ({_reason(exc)})") from None
+    keys = [name[:-4] for name in names if name.endswith(".npy")]
     if key is None:
         if len(keys) != 1:
             raise ValueError(f"{label}: {path} holds {len(keys)} arrays ({', '.join(keys)}); "
@@ -200,28 +323,68 @@ def _open_npz_member(file, path, key, label, stack):
         raise ValueError(f"{label}: {path} has no array {key!r} (it holds: {', '.join(keys)})")
     info = archive.getinfo(key + ".npy")
     where = f"{path}:{key}"
-    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+    archive_size = os.fstat(file.fileno()).st_size
+    _check_member(info, archive_size, label, where)
+    if info.compress_type == zipfile.ZIP_STORED:
         member_start = _stored_member_offset(file, info, label, where)
         file.seek(member_start)
         shape, dtype, fortran_order, header_bytes = _read_npy_header(file, label, where)
-        file_end = os.fstat(file.fileno()).st_size - member_start
+        file_end = archive_size - member_start
         _check_size(label, where, shape, dtype, min(info.file_size, file_end) - header_bytes)
         return MappedNpy(file, member_start + header_bytes, shape, dtype, fortran_order, label)
     try:
         stream = stack.enter_context(archive.open(info))
         shape, dtype, fortran_order, header_bytes = _read_npy_header(stream, label, where)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
-        raise ValueError(f"{label}: cannot read {where} ({exc})") from None
+    except ZIP_ERRORS as exc:
+        raise ValueError(f"{label}: cannot read {where} ({_reason(exc)})") from None
     _check_size(label, where, shape, dtype, info.file_size - header_bytes)
 
     def load_whole():
-        with archive.open(info) as member:
-            _read_npy_header(member, label, where)
-            data = np.empty(math.prod(shape), dtype)
-            read_exactly(member, memoryview(data.view(np.uint8)), label)
+        try:
+            with archive.open(info) as member:
+                _read_npy_header(member, label, where)
+                data = np.empty(math.prod(shape), dtype)
+                read_exactly(member, memoryview(data.view(np.uint8)), label, where)
+        except ZIP_ERRORS as exc:
+            raise ValueError(f"{label}: cannot read {where} ({_reason(exc)})") from None
         return data.reshape(shape, order="F" if fortran_order else "C")
 
-    return StreamedNpy(stream, shape, dtype, fortran_order, label, load_whole)
+    return StreamedNpy(stream, shape, dtype, fortran_order, label, where, load_whole)
+
+
+def _check_member(info, archive_size, label, where):
+    """A member crossent reads: a regular file, not encrypted, stored or
+    deflated, whose sizes in the zip directory are possible for the archive
+    -- all known before a byte of it is decompressed."""
+    # The file type in the Unix mode (0 when the writer gave none, as
+    # np.savez does: its members are 0o600).
+    mode = info.external_attr >> 16
+    directory = info.is_dir() or stat.S_ISDIR(mode) or info.external_attr & MSDOS_DIRECTORY
+    if directory or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        kind = "a directory" if directory else (
+            "a symbolic link" if stat.S_ISLNK(mode) else f"not a regular file (mode {mode:#o})")
+        raise ValueError(f"{label}: {where} is {kind} in the archive, not an array")
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{label}: {where} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"{label}: {where} uses zip compression method {info.compress_type}; "
+                         f"crossent reads stored or deflated members (np.savez, "
+                         f"np.savez_compressed)")
+    if info.header_offset + info.compress_size > archive_size:
+        raise ValueError(f"{label}: {where} is truncated: the zip directory places "
+                         f"{info.compress_size} bytes at offset {info.header_offset} of a "
+                         f"{archive_size}-byte file")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise ValueError(f"{label}: {where}: corrupt zip directory: a stored member of "
+                         f"{info.compress_size} bytes said to expand to {info.file_size}")
+    if info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 1024:
+        raise ValueError(f"{label}: {where}: corrupt zip directory: {info.compress_size} "
+                         f"compressed bytes said to expand to {info.file_size}, more than "
+                         f"deflate can give")
+
+
+def _reason(exc):
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
 def _stored_member_offset(file, info, label, where):
@@ -230,6 +393,7 @@ def _stored_member_offset(file, info, label, where):
     file.seek(info.header_offset)
     local = file.read(30)
     if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise ValueError(f"{label}: {where}: corrupt zip local header")
+        raise ValueError(f"{label}: {where}: corrupt zip local header at offset "
+                         f"{info.header_offset}")
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     return info.header_offset + 30 + name_length + extra_length
