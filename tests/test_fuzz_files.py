@@ -468,3 +468,240 @@ def test_fuzzed_file(directory, fuzzer, data):
 @given(data=st.data())
 def test_fuzzed_file_campaign(directory, fuzzer, data):
     fuzzer(directory, data)
+
+
+# ================================================================ each rule, by hand
+
+def header(descr="<f8", fortran_order=False, shape=(3,)):
+    return repr({"descr": descr, "fortran_order": fortran_order, "shape": shape})
+
+
+def write(directory, name, data):
+    path = directory / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def assert_refused(spec, error, *fragments):
+    """``spec`` refused by evaluate, as the predictions and as the targets,
+    with ``error`` naming the operand, the file and ``fragments``; the
+    command line says the same on one line."""
+    good = spec.split(":")[0] + ".good.npy"
+    np.save(good, np.zeros(3))
+    for pred, target, operand in ((spec, good, "PRED"), (good, spec, "TARGET")):
+        with pytest.raises(error) as info:
+            crossent.evaluate("mse_loss", pred, target)
+        message = str(info.value)
+        assert message.startswith(f"{operand}: "), message
+        for fragment in (spec.split(":")[0],) + fragments:
+            assert fragment in message, message
+        assert_one_line(["eval", "mse_loss", pred, target], message)
+
+
+def assert_one_line(argv, message):
+    """The command line exits 1 with ``message`` as its one line on stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert cli.main(argv) == 1
+    assert out.getvalue() == "" and err.getvalue() == f"crossent eval: error: {message}\n"
+
+
+def test_negative_dimensions_of_the_issue(tmp_path):
+    """A prediction file of shape (-5, 10) with targets of shape (-5,), the
+    predictions as both arguments of the binary loss, and shape (-5, -10)."""
+    pred = write(tmp_path, "pred.npy", npy_bytes(header("<f8", False, (-5, 10)), bytes(400)))
+    target = write(tmp_path, "target.npy", npy_bytes(header("<i8", False, (-5,)), bytes(40)))
+    both = write(tmp_path, "both.npy", npy_bytes(header("<f8", False, (-5, -10)), bytes(400)))
+    for loss, p, t, bad in (("cross_entropy", pred, target, pred),
+                            ("binary_cross_entropy_with_logits", pred, pred, pred),
+                            ("cross_entropy", both, target, both)):
+        with pytest.raises(ValueError, match=r"^PRED: ") as info:
+            crossent.evaluate(loss, p, t)
+        message = str(info.value)
+        assert bad in message and "'shape'" in message and "negative dimension -5 at axis 0" \
+            in message, message
+        assert_one_line(["eval", loss, p, t], message)
+
+
+def test_negative_dimensions_through_python_dash_m(tmp_path):
+    pred = write(tmp_path, "pred.npy", npy_bytes(header("<f8", False, (-5, 10)), bytes(400)))
+    target = write(tmp_path, "target.npy", npy_bytes(header("<i8", False, (-5,)), bytes(40)))
+    both = write(tmp_path, "both.npy", npy_bytes(header("<f8", False, (-5, -10)), bytes(400)))
+    for loss, p, t in (("cross_entropy", pred, target),
+                       ("binary_cross_entropy_with_logits", pred, pred),
+                       ("cross_entropy", both, target)):
+        done = subprocess.run([sys.executable, "-m", "crossent", "eval", loss, p, t],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert p in done.stderr and "negative dimension -5 at axis 0" in done.stderr
+
+
+# (name, .npy bytes, exception, fragments of the message)
+HEADER_CASES = [
+    ("version 0.0", npy_bytes(header(), bytes(24), (0, 0)), ValueError, ["version 0.0"]),
+    ("version 4.0", npy_bytes(header(), bytes(24), (4, 0)), ValueError, ["version 4.0"]),
+    ("version 1.1", npy_bytes(header(), bytes(24), (1, 1)), ValueError, ["version 1.1"]),
+    ("no magic", b"\x93NUMPX" + npy_bytes(header(), bytes(24))[6:], ValueError,
+     ["not a .npy file"]),
+    ("header length 0", npy_bytes(header(), bytes(24), length_delta=-10**6), ValueError,
+     ["length field says 0"]),
+    ("header length beyond the bound", npy_bytes(header(), bytes(24), (2, 0), 20000),
+     ValueError, ["length field says", "10000"]),
+    ("header beyond the file", npy_bytes(header(), b"", (2, 0), 3000), ValueError,
+     ["truncated inside the .npy header"]),
+    ("code in the header", npy_bytes("__import__('os').system('false')", bytes(24)),
+     ValueError, ["not a Python literal: it holds code or names"]),
+    ("not a dict", npy_bytes("[1, 2]", bytes(24)), ValueError, ["expected a dict"]),
+    ("missing key", npy_bytes("{'descr': '<f8', 'shape': (3,)}", bytes(24)), ValueError,
+     ["'fortran_order'"]),
+    ("extra key", npy_bytes(header()[:-1] + ", 'x': 1}", bytes(24)), ValueError, ["'x'"]),
+    ("object dtype", npy_bytes(header("|O"), bytes(24)), TypeError, ["object"]),
+    ("complex dtype", npy_bytes(header("<c16", shape=(1,)), bytes(16)), TypeError,
+     ["complex128"]),
+    ("structured dtype", npy_bytes(header([("a", "<f8")]), bytes(24)), TypeError,
+     ["structured"]),
+    ("subarray dtype", npy_bytes(header("(2,)<f8"), bytes(48)), TypeError, ["(2,)<f8"]),
+    ("string dtype", npy_bytes(header("|S8"), bytes(24)), TypeError, ["S8"]),
+    ("unicode dtype", npy_bytes(header("<U2"), bytes(24)), TypeError, ["<U2"]),
+    ("void dtype", npy_bytes(header("|V8"), bytes(24)), TypeError, ["V8"]),
+    ("datetime dtype", npy_bytes(header("<M8[s]"), bytes(24)), TypeError, ["datetime64"]),
+    ("float128", npy_bytes(header("<f16"), bytes(48)), TypeError, ["float128"]),
+    ("not a dtype", npy_bytes(header("<q9"), bytes(24)), ValueError, ["'descr'", "<q9"]),
+    ("fortran_order 1", npy_bytes(header(fortran_order=1), bytes(24)), ValueError,
+     ["'fortran_order' is 1"]),
+    ("fortran_order 'no'", npy_bytes(header(fortran_order="no"), bytes(24)), ValueError,
+     ["'fortran_order' is 'no'"]),
+    ("shape a list", npy_bytes(header(shape=[3]), bytes(24)), ValueError, ["'shape' is [3]"]),
+    ("shape a bool", npy_bytes(header(shape=(True, 3)), bytes(24)), ValueError,
+     ["True at axis 0"]),
+    ("shape a float", npy_bytes(header(shape=(3.0,)), bytes(24)), ValueError,
+     ["3.0 at axis 0"]),
+    ("negative shape", npy_bytes(header(shape=(3, -1)), bytes(24)), ValueError,
+     ["negative dimension -1 at axis 1"]),
+    ("overflowing shape", npy_bytes(header(shape=(2**40, 2**40)), bytes(24)), ValueError,
+     ["overflows"]),
+    ("overflowing beside a 0", npy_bytes(header(shape=(0, 2**62)), b""), ValueError,
+     ["overflows"]),
+    ("65 dimensions", npy_bytes(header(shape=(1,) * 65), bytes(8)), ValueError,
+     ["65 dimensions"]),
+    ("payload short", npy_bytes(header(shape=(3,)), bytes(23)), ValueError,
+     ["truncated", "24 bytes", "only 23"]),
+    ("latin-1 not utf-8", npy_bytes(header("\xe9"), bytes(24), (3, 0))[:-30] + b"\xff" * 30,
+     ValueError, ["corrupt .npy header"]),
+]
+
+
+@pytest.mark.parametrize("data, error, fragments",
+                         [pytest.param(*case[1:], id=case[0]) for case in HEADER_CASES])
+@pytest.mark.parametrize("container", ["npy", "stored", "deflated"])
+def test_each_header_rule(tmp_path, data, error, fragments, container):
+    if container == "npy":
+        spec = write(tmp_path, "bad.npy", data)
+    else:
+        method = zipfile.ZIP_STORED if container == "stored" else zipfile.ZIP_DEFLATED
+        spec = write(tmp_path, "bad.npz", npz_bytes({"a": data}, method)) + ":a"
+        if fragments == ["not a .npy file"]:
+            fragments = ["bad.npz:a"] + fragments
+    assert_refused(spec, error, *fragments)
+
+
+def test_byte_swapped_and_every_real_dtype_are_read(tmp_path):
+    target = np.random.default_rng(2).normal(size=(70, 3))
+    t = write(tmp_path, "t.npy", array_bytes(target))
+    for descr in GOOD_DESCRS:
+        array = valid_values(descr, (70, 3), np.random.default_rng(1))
+        path = write(tmp_path, "x.npy", array_bytes(array))
+        got = crossent.evaluate("mse_loss", path, t, chunk_rows=64)
+        assert got.tobytes() == crossent.mse_loss(array, target).tobytes(), descr
+
+
+# ---------------------------------------------------------------- .npz members
+
+def npz_with_central_field(field, value, compression=zipfile.ZIP_DEFLATED, array=None):
+    array = np.arange(12.0) if array is None else array
+    data = npz_bytes({"a": array_bytes(array)}, compression)
+    return patch_central(data, central_entries(data)[0], field, value)
+
+
+NPZ_CASES = [
+    ("a directory (unix mode)", "external attributes", (stat.S_IFDIR | 0o755) << 16,
+     ["a directory"]),
+    ("a directory (DOS attribute)", "external attributes", 0x10, ["a directory"]),
+    ("a symbolic link", "external attributes", (stat.S_IFLNK | 0o777) << 16,
+     ["a symbolic link"]),
+    ("a fifo", "external attributes", (stat.S_IFIFO | 0o644) << 16, ["not a regular file"]),
+    ("encrypted", "flags", 0x1, ["encrypted"]),
+    ("bzip2", "method", 12, ["compression method 12"]),
+    ("unknown method", "method", 99, ["compression method 99"]),
+    ("size beyond deflate's ratio", "file size", 2**31, ["more than deflate can give"]),
+    ("compressed size beyond the file", "compressed size", 10**6, ["truncated"]),
+    ("local header offset beyond the file", "local header offset", 10**6, ["truncated"]),
+]
+
+
+@pytest.mark.parametrize("field, value, fragments",
+                         [pytest.param(*case[1:], id=case[0]) for case in NPZ_CASES])
+def test_each_member_rule(tmp_path, field, value, fragments):
+    spec = write(tmp_path, "m.npz", npz_with_central_field(field, value)) + ":a"
+    assert_refused(spec, ValueError, "m.npz:a", *fragments)
+
+
+def test_a_regular_file_mode_is_read(tmp_path):
+    spec = write(tmp_path, "m.npz", npz_with_central_field(
+        "external attributes", (stat.S_IFREG | 0o644) << 16)) + ":a"
+    assert crossent.evaluate("mse_loss", spec, np.arange(12.0)) == 0.0
+
+
+def test_stored_size_that_disagrees(tmp_path):
+    data = npz_with_central_field("file size", 10**6, zipfile.ZIP_STORED)
+    spec = write(tmp_path, "m.npz", data) + ":a"
+    assert_refused(spec, ValueError, "m.npz:a", "stored member")
+
+
+def test_wrong_crc_of_a_deflated_member(tmp_path):
+    spec = write(tmp_path, "m.npz", npz_with_central_field("crc", 12345)) + ":a"
+    assert_refused(spec, ValueError, "m.npz:a", "CRC")
+
+
+def test_zip_bomb_is_read_in_bounded_memory(tmp_path):
+    """32 MiB of zeros deflated to ~32 KiB: streamed a chunk at a time, it
+    costs a chunk's memory (1/64 of the member here), not the member's."""
+    rows, cols = 2**19, 8
+    member = npy_bytes(header("<f8", False, (rows, cols)), b"") + bytes(rows * cols * 8)
+    spec = write(tmp_path, "bomb.npz", npz_bytes({"a": member}, zipfile.ZIP_DEFLATED)) + ":a"
+    assert (tmp_path / "bomb.npz").stat().st_size < rows * cols * 8 // 500
+    chunk_rows = rows // 64
+    with time_limit(120), traced_peak(rows * cols * 8 // 8):
+        loss = crossent.evaluate("mse_loss", spec, spec, chunk_rows=chunk_rows, n_threads=1)
+    assert loss == 0.0
+
+
+def test_zip_bomb_with_a_lying_directory_is_refused_before_reading(tmp_path, monkeypatch):
+    """A member said to expand to 4 GiB from a few bytes: refused from the
+    directory alone, before any byte is decompressed."""
+    data = npz_with_central_field("file size", 2**32 - 1)
+    spec = write(tmp_path, "bomb.npz", data) + ":a"
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("decompressed"))
+    with pytest.raises(ValueError, match="more than deflate can give"):
+        crossent.evaluate("mse_loss", spec, np.arange(12.0))
+
+
+# ---------------------------------------------------------------- subprocesses
+
+@pytest.mark.parametrize("fuzzer", [mutated_npy_files], ids=lambda f: f.__name__)
+@settings(FUZZ, max_examples=2)
+@given(data=st.data())
+def test_fuzzed_file_in_a_subprocess(directory, fuzzer, data):
+    """A few cases through ``python -m crossent eval`` itself (a real process:
+    the exit status, the streams, a hard timeout)."""
+    npy, shape = data.draw(mutated_npy(), label="file")
+    path = write(directory, "sub.npy", npy)
+    done = subprocess.run([sys.executable, "-m", "crossent", "eval", "mse_loss", path, path,
+                           "--threads", "1"], capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        assert done.stderr == "" and done.stdout.count("\n") == 1
+    else:
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert path in done.stderr or "PRED" in done.stderr

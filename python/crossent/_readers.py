@@ -237,7 +237,9 @@ def _parse_header_text(text, version, refuse):
         source = text.decode("utf-8" if version == (3, 0) else "latin-1")
         header = ast.literal_eval(source)
     except PARSE_ERRORS as exc:
-        reason = " ".join(str(exc).split())[:80] or type(exc).__name__
+        # literal_eval's message on code shows the node's address: not repeatable
+        reason = ("it holds code or names" if str(exc).startswith("malformed node")
+                  else " ".join(str(exc).split())[:80] or type(exc).__name__)
         refuse(f"corrupt .npy header (not a Python literal: {reason})")
     keys = ("descr", "fortran_order", "shape")
     if not isinstance(header, dict) or sorted(header) != list(keys):
