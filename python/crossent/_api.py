@@ -214,8 +214,13 @@ def _fast_row_loss(stem, z, t, axis, weight, sample_weight, grad_out, backend, n
     compiled = getattr(module, "fast_index_loss", None)
     if compiled is None:
         return None
-    return compiled(_INDEX_KERNEL[stem], z, t, weight, sample_weight, ignore_index,
-                    label_smoothing, reduction == "mean", return_grad, n_threads)
+    try:
+        return compiled(_INDEX_KERNEL[stem], z, t, weight, sample_weight, ignore_index,
+                        label_smoothing, reduction == "mean", return_grad, n_threads)
+    except OverflowError:
+        # ignore_index beyond int64 (the compiled call's type): the general
+        # path raises the documented ValueError.
+        return None
 
 
 _INDEX_KERNEL = {stem: stem + "_index" for stem in ("softmax_xent", "categorical_xent", "nll")}
