@@ -310,3 +310,41 @@ def test_ignore_index_beyond_int64_is_the_documented_value_error(name, ignore_in
     with pytest.raises(ValueError, match=rf"ignore_index: expected an int64 value, "
                                          rf"got {ignore_index}"):
         getattr(crossent, name)(logits, labels, ignore_index=ignore_index, backend=backend)
+
+
+@pytest.mark.parametrize("backend", crossent.backends() + [None])
+def test_label_smoothing_none_is_the_documented_type_error(backend):
+    """The fast path took label_smoothing=None for nll_loss's call and gave
+    the compiled cross-entropy one argument too few (a TypeError about
+    positional arguments); it is the general path's message on every path."""
+    with pytest.raises(TypeError, match=r"^label_smoothing: expected a float in \[0, 1\], "
+                                        r"got NoneType$"):
+        crossent.cross_entropy(np.zeros((2, 3)), np.array([0, 1]), label_smoothing=None,
+                               backend=backend)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", ["cross_entropy", "categorical_cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("bad_weight", [np.nan, np.inf])
+@pytest.mark.parametrize("backend", crossent.backends())
+def test_an_ignored_sample_weighs_nothing_whatever_its_weight(name, bad_weight, backend):
+    """SPEC §1.5: an ignored sample's weight is 0, not 0 times its
+    sample_weight.  The reference multiplied (0·NaN = NaN in the
+    denominator, the per-sample loss and the gradient); the kernels skip."""
+    probs = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    pred = probs if name == "categorical_cross_entropy" else np.log(probs)
+    target = np.array([-100, 1, 2])
+    weights = np.array([bad_weight, 0.5, 2.0])
+    function = getattr(crossent, name)
+    loss, grad = function(pred, target, sample_weight=weights, return_grad=True, backend=backend)
+    kept_loss, kept_grad = function(pred[1:], target[1:], sample_weight=weights[1:],
+                                    return_grad=True, backend=backend)
+    assert loss == kept_loss
+    np.testing.assert_array_equal(grad[0], np.zeros(3))
+    np.testing.assert_array_equal(grad[1:], kept_grad)
+    losses = function(pred, target, sample_weight=weights, reduction="none", backend=backend)
+    assert losses[0] == 0.0
+    all_ignored = function(pred, np.full(3, -100), sample_weight=weights, return_grad=True,
+                           backend=backend)
+    assert np.isnan(all_ignored[0])
+    np.testing.assert_array_equal(all_ignored[1], np.zeros_like(pred))

@@ -120,13 +120,16 @@ def _finish_elementwise(loss, grad, weight, sample_weight, losses_out, grad_out,
     return ordered_sum(weighted, BLOCK_ELEMS, acc)
 
 
-def _finish_rows(loss, grad, sample_weight, losses_out, grad_out, grad_scale, acc):
-    """Weight, write and sum per-row losses (A, B) and their gradient (A, B, C)."""
+def _finish_rows(loss, grad, sample_weight, losses_out, grad_out, grad_scale, acc, valid=None):
+    """Weight, write and sum per-row losses (A, B) and their gradient (A, B, C);
+    rows not ``valid`` (ignored) get a zero gradient, even when the scale
+    (1 / a NaN denominator) is NaN."""
     weighted = _times(loss, sample_weight)
     _write(losses_out, weighted)
     if grad_out is not None:
         scale = grad_scale if sample_weight is None else (grad_scale * sample_weight)[..., None]
-        grad_out[...] = grad * scale
+        grad_out[...] = grad * scale if valid is None else np.where(valid[..., None],
+                                                                     grad * scale, 0)
     return ordered_sum(weighted, BLOCK_ROWS, acc)
 
 
@@ -311,7 +314,8 @@ def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
         if label_smoothing:
             grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
         grad = np.where(valid[..., None], grad, 0).astype(z3.dtype)
-    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+    return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
+                        grad_out3, grad_scale, acc, valid)
 
 
 def softmax_xent_soft(z3, y3, class_weight, sample_weight2, label_smoothing,
@@ -342,7 +346,8 @@ def categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_ind
         if label_smoothing:
             coef = coef + (label_smoothing / n_classes) * w
         grad = np.where(valid[..., None], coef * _neglog_grad(p3), 0).astype(p3.dtype)
-    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+    return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
+                        grad_out3, grad_scale, acc, valid)
 
 
 def categorical_xent_soft(p3, y3, class_weight, sample_weight2, label_smoothing,
@@ -361,7 +366,8 @@ def nll_index(x3, target2, class_weight, sample_weight2, ignore_index,
     if grad_out3 is not None:
         one_hot = _one_hot(safe, x3.shape[-1], x3.dtype)
         grad = np.where(valid[..., None], -w_t[..., None] * one_hot, 0).astype(x3.dtype)
-    return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
+    return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
+                        grad_out3, grad_scale, acc, valid)
 
 
 # ------------------------------------------------------- target helpers
@@ -373,7 +379,7 @@ def index_weight_sum(target2, class_weight, sample_weight2, ignore_index, n_thre
     else:
         w = np.where(valid, class_weight[np.where(valid, target2, 0)], 0.0)
     if sample_weight2 is not None:
-        w = w * sample_weight2
+        w = _ignored_weigh_nothing(valid, sample_weight2) * w
     return ordered_sum(w, BLOCK_ROWS, acc)
 
 
@@ -383,6 +389,12 @@ def sample_weight_sum(sample_weight2, n_threads, acc):
 
 def elementwise_weight_sum(x2, weight2, n_threads, acc):
     return ordered_sum(x2 if weight2 is None else x2 * weight2, BLOCK_ELEMS, acc)
+
+
+def _ignored_weigh_nothing(valid, sample_weight2):
+    """The sample weights with 0 at ignored samples (SPEC §1.5), not 0 times
+    the weight: an ignored sample of NaN or infinite weight weighs nothing."""
+    return None if sample_weight2 is None else np.where(valid, sample_weight2, 0)
 
 
 def first_bad_index(target2, n_classes, ignore_index):
