@@ -348,3 +348,18 @@ def test_an_ignored_sample_weighs_nothing_whatever_its_weight(name, bad_weight, 
                            backend=backend)
     assert np.isnan(all_ignored[0])
     np.testing.assert_array_equal(all_ignored[1], np.zeros_like(pred))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", crossent.backends())
+def test_nll_gradient_is_zero_off_the_target_class_even_with_nan_weights(backend):
+    """nll_loss's loss depends only on the target class's entry, so the other
+    entries of its gradient are 0 (as the kernels and PyTorch give) even when
+    a NaN class weight makes the mean's denominator NaN; the reference gave
+    0·NaN = NaN there."""
+    log_probs = np.log(np.array([[0.3, 0.7], [0.5, 0.5]]))
+    loss, grad = crossent.nll_loss(log_probs, np.array([0, 1]), weight=np.array([np.nan, 1.0]),
+                                   return_grad=True, backend=backend)
+    assert np.isnan(loss)
+    assert np.isnan(grad[0, 0]) and np.isnan(grad[1, 1])
+    assert grad[0, 1] == 0.0 and grad[1, 0] == 0.0
