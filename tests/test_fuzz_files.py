@@ -47,7 +47,7 @@ from crossent import __main__ as cli
 from crossent import _eval, _readers
 
 DEFAULT_EXAMPLES = 40
-CAMPAIGN_EXAMPLES = 1500
+CAMPAIGN_EXAMPLES = 1000
 CASE_SECONDS = 20
 # The memory any case may trace: one chunk of predictions.  The fuzzed files
 # are at most a few hundred kilobytes, so a larger peak is memory spent on
