@@ -44,7 +44,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import crossent
 from crossent import __main__ as cli
-from crossent import _eval, _readers
+from crossent import _eval
 
 DEFAULT_EXAMPLES = 40
 CAMPAIGN_EXAMPLES = 1000
