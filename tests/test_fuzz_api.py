@@ -26,6 +26,7 @@ AddressSanitizer and UndefinedBehaviorSanitizer, where a memory error is a
 failure too).  ``pytest -m slow tests/test_fuzz_api.py`` runs the campaign.
 """
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ from arrays import computation_dtype, layouts, random_values
 from test_properties import compare_with_reference
 
 DEFAULT_EXAMPLES = 25
-CAMPAIGN_EXAMPLES = 600
+# examples per test of the slow campaign; CROSSENT_FUZZ_CAMPAIGN=N runs N
+CAMPAIGN_EXAMPLES = int(os.environ.get("CROSSENT_FUZZ_CAMPAIGN", 600))
 FUZZ = settings(max_examples=DEFAULT_EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CAMPAIGN = settings(FUZZ, max_examples=CAMPAIGN_EXAMPLES)

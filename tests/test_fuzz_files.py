@@ -29,6 +29,7 @@ to see the number of cases and their outcomes.
 """
 import contextlib
 import io
+import os
 import re
 import signal
 import stat
@@ -47,7 +48,8 @@ from crossent import __main__ as cli
 from crossent import _eval
 
 DEFAULT_EXAMPLES = 40
-CAMPAIGN_EXAMPLES = 1000
+# examples per test of the slow campaign; CROSSENT_FUZZ_CAMPAIGN=N runs N
+CAMPAIGN_EXAMPLES = int(os.environ.get("CROSSENT_FUZZ_CAMPAIGN", 1000))
 CASE_SECONDS = 20
 # The memory any case may trace: one chunk of predictions.  The fuzzed files
 # are at most a few hundred kilobytes, so a larger peak is memory spent on
