@@ -96,8 +96,9 @@ class StreamedNpy:
     """A compressed .npz member, decompressed in order, one chunk at a time,
     into one reused buffer (chunks must be asked for in order)."""
 
-    def __init__(self, stream, shape, dtype, fortran_order, label, where, load_whole):
-        self.stream, self.label, self.where, self._load_whole = stream, label, where, load_whole
+    def __init__(self, stream, shape, dtype, fortran_order, label, load_whole, where=None):
+        self.stream, self.label, self._load_whole = stream, label, load_whole
+        self.where = where or "the .npz member"     # for messages
         self.shape, self.dtype, self.fortran_order = shape, dtype, fortran_order
         self._position, self._buffer, self._whole = 0, None, None
 
@@ -122,7 +123,7 @@ class StreamedNpy:
         return self._whole
 
 
-def read_exactly(stream, view, label, where):
+def read_exactly(stream, view, label, where="the .npz member"):
     filled = 0
     try:
         while filled < len(view):
@@ -351,7 +352,7 @@ def _open_npz_member(file, path, key, label, stack):
             raise ValueError(f"{label}: cannot read {where} ({_reason(exc)})") from None
         return data.reshape(shape, order="F" if fortran_order else "C")
 
-    return StreamedNpy(stream, shape, dtype, fortran_order, label, where, load_whole)
+    return StreamedNpy(stream, shape, dtype, fortran_order, label, load_whole, where)
 
 
 def _check_member(info, archive_size, label, where):
