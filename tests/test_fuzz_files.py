@@ -650,6 +650,20 @@ def test_each_member_rule(tmp_path, field, value, fragments):
     assert_refused(spec, ValueError, "m.npz:a", *fragments)
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_end_record_placing_the_directory_beyond_the_file(tmp_path, compression):
+    """Found by the fuzzer: zipfile moves every member's offset by the
+    directory's distance from where the end record says it is, so a lying
+    end record gave a negative offset, and seeking there raised a bare
+    ``OSError: [Errno 22] Invalid argument`` naming no file."""
+    data = npz_bytes({"a": array_bytes(np.arange(12.0))}, compression)
+    end = data.rfind(b"PK\x05\x06")
+    directory_offset = struct.unpack_from("<I", data, end + 16)[0]
+    data = data[:end + 16] + struct.pack("<I", directory_offset + 300) + data[end + 20:]
+    spec = write(tmp_path, "m.npz", data) + ":a"
+    assert_refused(spec, ValueError, "m.npz:a", "offset -300")
+
+
 def test_a_regular_file_mode_is_read(tmp_path):
     spec = write(tmp_path, "m.npz", npz_with_central_field(
         "external attributes", (stat.S_IFREG | 0o644) << 16)) + ":a"

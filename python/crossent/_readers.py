@@ -373,6 +373,11 @@ def _check_member(info, archive_size, label, where):
         raise ValueError(f"{label}: {where} uses zip compression method {info.compress_type}; "
                          f"crossent reads stored or deflated members (np.savez, "
                          f"np.savez_compressed)")
+    if info.header_offset < 0:
+        # zipfile moves offsets by where the directory is found against where
+        # the end record says it is: a lying end record moves them below 0
+        raise ValueError(f"{label}: {where}: corrupt zip directory: the member would start at "
+                         f"offset {info.header_offset}, before the file's start")
     if info.header_offset + info.compress_size > archive_size:
         raise ValueError(f"{label}: {where} is truncated: the zip directory places "
                          f"{info.compress_size} bytes at offset {info.header_offset} of a "
