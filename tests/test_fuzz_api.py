@@ -26,6 +26,7 @@ AddressSanitizer and UndefinedBehaviorSanitizer, where a memory error is a
 failure too).  ``pytest -m slow tests/test_fuzz_api.py`` runs the campaign.
 """
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ from arrays import computation_dtype, layouts, random_values
 from test_properties import compare_with_reference
 
 DEFAULT_EXAMPLES = 25
-CAMPAIGN_EXAMPLES = 600
+# examples per test of the slow campaign; CROSSENT_FUZZ_CAMPAIGN=N runs N
+CAMPAIGN_EXAMPLES = int(os.environ.get("CROSSENT_FUZZ_CAMPAIGN", 600))
 FUZZ = settings(max_examples=DEFAULT_EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CAMPAIGN = settings(FUZZ, max_examples=CAMPAIGN_EXAMPLES)
@@ -300,13 +302,13 @@ def test_every_function_is_fuzzed():
 
 # ================================================================ bugs the fuzzer found
 
-@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("name", ["cross_entropy", "categorical_cross_entropy", "nll_loss"])
 @pytest.mark.parametrize("ignore_index", [2**63, -2**63 - 1, 2**64])
 @pytest.mark.parametrize("backend", crossent.backends() + [None])
 def test_ignore_index_beyond_int64_is_the_documented_value_error(name, ignore_index, backend):
     """The fast path handed it to the compiled call, whose int64 argument
     raised OverflowError; it is the general path's ValueError on every path."""
-    logits, labels = np.zeros((4, 3)), np.array([0, 1, 2, 0])
+    logits, labels = np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0])
     with pytest.raises(ValueError, match=rf"ignore_index: expected an int64 value, "
                                          rf"got {ignore_index}"):
         getattr(crossent, name)(logits, labels, ignore_index=ignore_index, backend=backend)
@@ -348,3 +350,18 @@ def test_an_ignored_sample_weighs_nothing_whatever_its_weight(name, bad_weight, 
                            backend=backend)
     assert np.isnan(all_ignored[0])
     np.testing.assert_array_equal(all_ignored[1], np.zeros_like(pred))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", crossent.backends())
+def test_nll_gradient_is_zero_off_the_target_class_even_with_nan_weights(backend):
+    """nll_loss's loss depends only on the target class's entry, so the other
+    entries of its gradient are 0 (as the kernels and PyTorch give) even when
+    a NaN class weight makes the mean's denominator NaN; the reference gave
+    0·NaN = NaN there."""
+    log_probs = np.log(np.array([[0.3, 0.7], [0.5, 0.5]]))
+    loss, grad = crossent.nll_loss(log_probs, np.array([0, 1]), weight=np.array([np.nan, 1.0]),
+                                   return_grad=True, backend=backend)
+    assert np.isnan(loss)
+    assert np.isnan(grad[0, 0]) and np.isnan(grad[1, 1])
+    assert grad[0, 1] == 0.0 and grad[1, 0] == 0.0

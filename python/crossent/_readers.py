@@ -96,8 +96,9 @@ class StreamedNpy:
     """A compressed .npz member, decompressed in order, one chunk at a time,
     into one reused buffer (chunks must be asked for in order)."""
 
-    def __init__(self, stream, shape, dtype, fortran_order, label, where, load_whole):
-        self.stream, self.label, self.where, self._load_whole = stream, label, where, load_whole
+    def __init__(self, stream, shape, dtype, fortran_order, label, load_whole, where=None):
+        self.stream, self.label, self._load_whole = stream, label, load_whole
+        self.where = where or "the .npz member"     # for messages
         self.shape, self.dtype, self.fortran_order = shape, dtype, fortran_order
         self._position, self._buffer, self._whole = 0, None, None
 
@@ -122,7 +123,7 @@ class StreamedNpy:
         return self._whole
 
 
-def read_exactly(stream, view, label, where):
+def read_exactly(stream, view, label, where="the .npz member"):
     filled = 0
     try:
         while filled < len(view):
@@ -351,7 +352,7 @@ def _open_npz_member(file, path, key, label, stack):
             raise ValueError(f"{label}: cannot read {where} ({_reason(exc)})") from None
         return data.reshape(shape, order="F" if fortran_order else "C")
 
-    return StreamedNpy(stream, shape, dtype, fortran_order, label, where, load_whole)
+    return StreamedNpy(stream, shape, dtype, fortran_order, label, load_whole, where)
 
 
 def _check_member(info, archive_size, label, where):
@@ -372,6 +373,11 @@ def _check_member(info, archive_size, label, where):
         raise ValueError(f"{label}: {where} uses zip compression method {info.compress_type}; "
                          f"crossent reads stored or deflated members (np.savez, "
                          f"np.savez_compressed)")
+    if info.header_offset < 0:
+        # zipfile moves offsets by where the directory is found against where
+        # the end record says it is: a lying end record moves them below 0
+        raise ValueError(f"{label}: {where}: corrupt zip directory: the member would start at "
+                         f"offset {info.header_offset}, before the file's start")
     if info.header_offset + info.compress_size > archive_size:
         raise ValueError(f"{label}: {where} is truncated: the zip directory places "
                          f"{info.compress_size} bytes at offset {info.header_offset} of a "

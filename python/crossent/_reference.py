@@ -123,16 +123,18 @@ def _finish_elementwise(loss, grad, weight, sample_weight, losses_out, grad_out,
     return ordered_sum(weighted, BLOCK_ELEMS, acc)
 
 
-def _finish_rows(loss, grad, sample_weight, losses_out, grad_out, grad_scale, acc, valid=None):
-    """Weight, write and sum per-row losses (A, B) and their gradient (A, B, C);
-    rows not ``valid`` (ignored) get a zero gradient, even when the scale
+def _finish_rows(loss, grad, sample_weight, losses_out, grad_out, grad_scale, acc,
+                 touched=None):
+    """Weight, write and sum per-row losses (A, B) and their gradient (A, B, C).
+    Gradient entries not ``touched`` (those of ignored rows; for nll_loss,
+    those of the classes other than the target's, which its loss does not
+    depend on) are 0 as in the kernels, even when a weight or the scale
     (1 / a NaN denominator) is NaN."""
     weighted = _times(loss, sample_weight)
     _write(losses_out, weighted)
     if grad_out is not None:
         scale = grad_scale if sample_weight is None else (grad_scale * sample_weight)[..., None]
-        grad_out[...] = grad * scale if valid is None else np.where(valid[..., None],
-                                                                     grad * scale, 0)
+        grad_out[...] = grad * scale if touched is None else np.where(touched, grad * scale, 0)
     return ordered_sum(weighted, BLOCK_ROWS, acc)
 
 
@@ -318,7 +320,7 @@ def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
             grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
         grad = np.where(valid[..., None], grad, 0).astype(z3.dtype)
     return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
-                        grad_out3, grad_scale, acc, valid)
+                        grad_out3, grad_scale, acc, valid[..., None])
 
 
 def softmax_xent_soft(z3, y3, class_weight, sample_weight2, label_smoothing,
@@ -350,7 +352,7 @@ def categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_ind
             coef = coef + (label_smoothing / n_classes) * w
         grad = np.where(valid[..., None], coef * _neglog_grad(p3), 0).astype(p3.dtype)
     return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
-                        grad_out3, grad_scale, acc, valid)
+                        grad_out3, grad_scale, acc, valid[..., None])
 
 
 def categorical_xent_soft(p3, y3, class_weight, sample_weight2, label_smoothing,
@@ -369,8 +371,9 @@ def nll_index(x3, target2, class_weight, sample_weight2, ignore_index,
     if grad_out3 is not None:
         one_hot = _one_hot(safe, x3.shape[-1], x3.dtype)
         grad = np.where(valid[..., None], -w_t[..., None] * one_hot, 0).astype(x3.dtype)
+    touched = valid[..., None] & _one_hot(safe, x3.shape[-1], bool)
     return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
-                        grad_out3, grad_scale, acc, valid)
+                        grad_out3, grad_scale, acc, touched)
 
 
 # ------------------------------------------------------- target helpers
