@@ -146,6 +146,8 @@ SCALAR_OPTIONS = {
               np.float16(0.5)],
     "gamma": [2.0, 0.0, 0.5, 1.0, 3.5, -1.0, np.nan, np.inf, True, "2", None, 1e300],
     "log_target": [False, True, np.bool_(True), 0, 1, None, "yes"],
+    "z_loss": [0.0, 1e-4, 0.1, 2.0, -0.1, np.nan, np.inf, True, None, "x"],
+    "softcap": [None, 30.0, 5.0, 1.0, 0.0, -1.0, np.nan, np.inf, True, "x"],
     "return_grad": [False, True, np.bool_(True)],
 }
 

@@ -306,6 +306,17 @@ def _smoothed_soft_targets(y3, label_smoothing):
     return y3 * (1 - label_smoothing) + label_smoothing / y3.shape[-1]
 
 
+def _smoothed_index_grad(logp, safe, w_t, w, label_smoothing, dtype):
+    """∂l/∂z of the smoothed, class-weighted index loss, from the row's
+    log-probabilities (docs/math.md)."""
+    n_classes = logp.shape[-1]
+    p = np.exp(logp)
+    grad = (1 - label_smoothing) * w_t[..., None] * (p - _one_hot(safe, n_classes, dtype))
+    if label_smoothing:
+        grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
+    return grad
+
+
 def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
                        label_smoothing, losses_out2, grad_out3, grad_scale, n_threads, acc):
     logp = _log_softmax(z3)
@@ -313,11 +324,7 @@ def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
                                                      ignore_index, label_smoothing)
     grad = None
     if grad_out3 is not None:
-        n_classes = z3.shape[-1]
-        p = np.exp(logp)
-        grad = (1 - label_smoothing) * w_t[..., None] * (p - _one_hot(safe, n_classes, z3.dtype))
-        if label_smoothing:
-            grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
+        grad = _smoothed_index_grad(logp, safe, w_t, w, label_smoothing, z3.dtype)
         grad = np.where(valid[..., None], grad, 0).astype(z3.dtype)
     return _finish_rows(loss, grad, _ignored_weigh_nothing(valid, sample_weight2), losses_out2,
                         grad_out3, grad_scale, acc, valid[..., None])
@@ -459,11 +466,7 @@ def softmax_xent_index_ext(z3, target2, class_weight, sample_weight2, ignore_ind
                                                      ignore_index, label_smoothing)
     grad = None
     if grad_out3 is not None:
-        n_classes = z3.shape[-1]
-        p = np.exp(logp)
-        grad = (1 - label_smoothing) * w_t[..., None] * (p - _one_hot(safe, n_classes, z3.dtype))
-        if label_smoothing:
-            grad = grad + (label_smoothing / n_classes) * (np.sum(w) * p - w)
+        grad = _smoothed_index_grad(logp, safe, w_t, w, label_smoothing, z3.dtype)
     loss, grad, lse = _with_logit_transforms(loss, grad, v, logp, w_t, z_loss, softcap)
     loss = np.where(valid, loss, 0).astype(z3.dtype)
     if grad is not None:
