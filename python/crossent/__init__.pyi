@@ -48,4 +48,5 @@ def evaluate(loss: str, pred: _Input | str | os.PathLike[str],
              log_target: bool | None = None, reduction: str | None = None,
              chunk_rows: int | None = None, backend: _Backend | None = None,
              n_threads: int | None = None, progress: bool = False,
-             metrics: str | Sequence[str] | None = None) -> Any: ...
+             metrics: str | Sequence[str] | None = None, z_loss: float | None = None,
+             softcap: float | None = None) -> Any: ...
