@@ -70,13 +70,13 @@ def _first_position(bad, shape):
     return index[0] if len(index) == 1 else index
 
 
-def _float_operand(x, name, shape, dtype, what):
-    """A real operand of exactly ``shape``, as ``dtype``, with no NaN."""
+def _float_operand(x, name, shape, dtype, what, shape_meaning="the margins' shape"):
+    """A real operand of exactly ``shape``, as ``dtype``."""
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected a real array ({what}), got dtype {x.dtype}")
     if x.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape} (the margins' shape less nothing), "
+        raise ValueError(f"{name}: expected shape {shape} ({shape_meaning}), "
                          f"got shape {x.shape}")
     if x.dtype != dtype or not x.flags.aligned:
         x = x.astype(dtype)
@@ -103,14 +103,8 @@ def _targets_01(y, shape, dtype):
 def _sample_weight(sample_weight, shape, dtype):
     if sample_weight is None:
         return None
-    s = np.asarray(sample_weight)
-    if s.dtype.kind not in "fiub":
-        raise TypeError(f"sample_weight: expected a real array, got dtype {s.dtype}")
-    if s.shape != shape:
-        raise ValueError(f"sample_weight: expected shape {shape} (one weight per row), "
-                         f"got shape {s.shape}")
-    if s.dtype != dtype or not s.flags.aligned:
-        s = s.astype(dtype)
+    s = _float_operand(sample_weight, "sample_weight", shape, dtype, "weights",
+                       "one weight per row")
     _check_range(s, "sample_weight", 0, math.inf, "finite weights >= 0")
     return s
 
