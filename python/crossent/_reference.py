@@ -330,15 +330,20 @@ def softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
                         grad_out3, grad_scale, acc, valid[..., None])
 
 
+def _soft_loss(logp, y3, class_weight, label_smoothing, with_grad):
+    """The smoothed, class-weighted soft-target loss of each row and its
+    gradient with respect to the logits (None without with_grad)."""
+    y = _smoothed_soft_targets(y3, label_smoothing)
+    wy = y if class_weight is None else y * class_weight.astype(logp.dtype)
+    loss = -np.sum(wy * logp, axis=-1)
+    grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy if with_grad else None
+    return loss, grad
+
+
 def softmax_xent_soft(z3, y3, class_weight, sample_weight2, label_smoothing,
                       losses_out2, grad_out3, grad_scale, n_threads, acc):
     logp = _log_softmax(z3)
-    y = _smoothed_soft_targets(y3, label_smoothing)
-    wy = y if class_weight is None else y * class_weight.astype(z3.dtype)
-    loss = -np.sum(wy * logp, axis=-1)
-    grad = None
-    if grad_out3 is not None:
-        grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy
+    loss, grad = _soft_loss(logp, y3, class_weight, label_smoothing, grad_out3 is not None)
     return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
 
 
@@ -479,12 +484,7 @@ def softmax_xent_soft_ext(z3, y3, class_weight, sample_weight2, label_smoothing,
                           softcap, lse_out2, losses_out2, grad_out3, grad_scale, n_threads, acc):
     v = _softcapped(z3, softcap)
     logp = _log_softmax(v)
-    y = _smoothed_soft_targets(y3, label_smoothing)
-    wy = y if class_weight is None else y * class_weight.astype(z3.dtype)
-    loss = -np.sum(wy * logp, axis=-1)
-    grad = None
-    if grad_out3 is not None:
-        grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy
+    loss, grad = _soft_loss(logp, y3, class_weight, label_smoothing, grad_out3 is not None)
     loss, grad, lse = _with_logit_transforms(loss, grad, v, logp, 1.0, z_loss, softcap)
     _write(lse_out2, lse)
     return _finish_rows(loss, grad, sample_weight2, losses_out2, grad_out3, grad_scale, acc)
