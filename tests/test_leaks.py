@@ -220,13 +220,19 @@ def test_a_leak_would_be_detected():
 
 @pytest.mark.skipif(LIBC is None, reason="needs glibc's malloc")
 def test_a_c_heap_leak_would_be_detected():
-    """The RSS bound sees what tracemalloc cannot: C heap, touched and never
-    freed, per call.  16 KiB a call, so that the leak outgrows the free heap
-    pages a process that has imported torch, JAX and Dask (the whole suite)
-    holds and hands out first."""
+    """The RSS bound sees what tracemalloc cannot: C memory, touched and
+    never freed, one 4 KiB page a call.  The page comes from mmap, not
+    malloc, so that the leak shows whatever free heap the process already
+    holds (after the whole suite, malloc would first hand out that)."""
+    mmap = LIBC.mmap
+    mmap.restype = ctypes.c_void_p
+    mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                     ctypes.c_long]
+    prot_read_write, map_private_anonymous = 0x1 | 0x2, 0x02 | 0x20
+
     def leak_c_memory():
-        block = LIBC.malloc(16384)
-        ctypes.memset(block, 1, 16384)
+        page = mmap(None, 4096, prot_read_write, map_private_anonymous, -1, 0)
+        ctypes.memset(page, 1, 4096)
         crossent.sigmoid(LOGITS, backend="numpy")
 
     with pytest.raises(AssertionError, match="resident memory grew"):
