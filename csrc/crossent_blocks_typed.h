@@ -45,6 +45,38 @@ static void CE_T(ce_elementwise_block)(const ce_call *c, F **p, ptrdiff_t n)
 #undef CE_IN
 #undef CE_OPT
 
+/* dst[j] = the j-th F at row + j*stride.  Every other element (a view
+ * x[..., ::2]) gets its own loop, which the compiler turns into vector
+ * loads and shuffles. */
+static void CE_T(ce_gather_row)(const char *row, ptrdiff_t stride, ptrdiff_t n, F *dst)
+{
+    if (stride == (ptrdiff_t)sizeof(F)) {
+        memcpy(dst, row, (size_t)n * sizeof(F));
+    } else if (stride == (ptrdiff_t)(2 * sizeof(F))) {
+        const F *src = (const F *)row;
+        for (ptrdiff_t j = 0; j < n; j++)
+            dst[j] = src[2 * j];
+    } else {
+        for (ptrdiff_t j = 0; j < n; j++)
+            dst[j] = *(const F *)(row + j * stride);
+    }
+}
+
+/* row + j*stride = src[j], the inverse of ce_gather_row. */
+static void CE_T(ce_scatter_row)(const F *src, ptrdiff_t n, char *row, ptrdiff_t stride)
+{
+    if (stride == (ptrdiff_t)sizeof(F)) {
+        memcpy(row, src, (size_t)n * sizeof(F));
+    } else if (stride == (ptrdiff_t)(2 * sizeof(F))) {
+        F *dst = (F *)row;
+        for (ptrdiff_t j = 0; j < n; j++)
+            dst[2 * j] = src[j];
+    } else {
+        for (ptrdiff_t j = 0; j < n; j++)
+            *(F *)(row + j * stride) = src[j];
+    }
+}
+
 /* dst[i] = op[flat index start + i] for i < n (C order of (R, cols)). */
 static void CE_T(ce_gather_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t start, ptrdiff_t n, F *dst)
 {
@@ -54,11 +86,8 @@ static void CE_T(ce_gather_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_t
         ptrdiff_t take = ce_min(cols - k, n - i);
         if (sizeof(F) == sizeof(float) && op->half)
             ce_widen_half(row, op->strides[1], take, op->half, (float *)(dst + i));
-        else if (op->strides[1] == (ptrdiff_t)sizeof(F))
-            memcpy(dst + i, row, (size_t)take * sizeof(F));
         else
-            for (ptrdiff_t j = 0; j < take; j++)
-                dst[i + j] = *(const F *)(row + j * op->strides[1]);
+            CE_T(ce_gather_row)(row, op->strides[1], take, dst + i);
         i += take;
         k = 0;
         r++;
@@ -72,11 +101,7 @@ static void CE_T(ce_scatter_flat)(const ce_operand *op, ptrdiff_t cols, ptrdiff_
     while (i < n) {
         char *row = op->data + r * op->strides[0] + k * op->strides[1];
         ptrdiff_t take = ce_min(cols - k, n - i);
-        if (op->strides[1] == (ptrdiff_t)sizeof(F))
-            memcpy(row, src + i, (size_t)take * sizeof(F));
-        else
-            for (ptrdiff_t j = 0; j < take; j++)
-                *(F *)(row + j * op->strides[1]) = src[i + j];
+        CE_T(ce_scatter_row)(src + i, take, row, op->strides[1]);
         i += take;
         k = 0;
         r++;
@@ -145,9 +170,8 @@ static void CE_T(ce_gather_tile)(const ce_operand *op, const ptrdiff_t *row_a, c
             ce_widen_half(rows[i], op->strides[2], n_classes, op->half, (float *)(tile + i * n_classes));
         return;
     }
-    for (ptrdiff_t j = 0; j < n_classes; j++)
-        for (ptrdiff_t i = 0; i < n_rows; i++)
-            tile[i * n_classes + j] = *(const F *)(rows[i] + j * op->strides[2]);
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        CE_T(ce_gather_row)(rows[i], op->strides[2], n_classes, tile + i * n_classes);
 }
 
 /* op[row_a[i], row_b[i], j] = tile[i*C + j]. */
@@ -157,9 +181,8 @@ static void CE_T(ce_scatter_tile)(const ce_operand *op, const ptrdiff_t *row_a, 
     char *rows[CE_BLOCK_ROWS];
     for (ptrdiff_t i = 0; i < n_rows; i++)
         rows[i] = ce_at2(op, row_a[i], row_b[i]);
-    for (ptrdiff_t j = 0; j < n_classes; j++)
-        for (ptrdiff_t i = 0; i < n_rows; i++)
-            *(F *)(rows[i] + j * op->strides[2]) = tile[i * n_classes + j];
+    for (ptrdiff_t i = 0; i < n_rows; i++)
+        CE_T(ce_scatter_row)(tile + i * n_classes, n_classes, rows[i], op->strides[2]);
 }
 
 /* Row (a, b) of op as a contiguous pointer: in place, or its tile row. */
@@ -492,9 +515,7 @@ static void CE_T(ce_rank_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n, F
             targets[kept] = t;
             dst[kept++] = rank;
         } else {
-            const char *row = ce_at2(xo, a, b);
-            for (ptrdiff_t j = 0; j < C; j++)
-                scratch[c->stage_x + j] = *(const F *)(row + j * xo->strides[2]);
+            CE_T(ce_gather_row)(ce_at2(xo, a, b), xo->strides[2], C, scratch + c->stage_x);
             rows[0] = scratch + c->stage_x;
             CE_T(ce_target_ranks)(rows, 1, C, &t, rank);
         }
