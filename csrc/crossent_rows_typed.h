@@ -569,36 +569,53 @@ static void CE_FN(ce_kl_div_block)(const CE_REAL *x, const CE_REAL *t, const CE_
 
 /* A +inf entry makes the sum +inf, however many there are: a NaN shift
  * means several +inf (-> +inf) or a NaN in the row (-> NaN). */
-static CE_REAL CE_FN(ce_row_logsumexp)(const CE_REAL *z, ptrdiff_t n)
+/* The row functions of the activations, with next: the row computed after
+ * this one, or NULL (see sum_exp_loop). */
+CE_INLINE CE_REAL CE_FN(logsumexp_row)(const CE_REAL *z, ptrdiff_t n, const CE_REAL *next)
 {
     int moderate;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
     if (shift != shift)
         return (CE_REAL)CE_FN(ce_row_max)(z, n) == INFINITY ? (CE_REAL)INFINITY : shift;
-    double sum = CE_FN(sum_exp_shifted)(z, n, shift, moderate);
+    double sum = CE_FN(sum_exp_loop)(z, NULL, n, shift, moderate, 0, next);
     return (CE_REAL)((double)shift + ce_math_log_f64(sum));
 }
 
 /* The exps are stored by the sum pass and scaled in place: one exp per
  * entry (the same bits as recomputing them). */
-static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+CE_INLINE void CE_FN(softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n, const CE_REAL *next)
 {
     int moderate;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
-    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, moderate, 1, NULL));
+    CE_REAL inv_sum = (CE_REAL)(1.0 / CE_FN(sum_exp_loop)(z, out, n, shift, moderate, 1, next));
     for (ptrdiff_t c = 0; c < n; c++)
         out[c] *= inv_sum;
 }
 
 /* (z - shift) - log(sum) rather than z - logsumexp: no loss of the small
  * log(sum) against a large shift. */
-static void CE_FN(ce_log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+CE_INLINE void CE_FN(log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n, const CE_REAL *next)
 {
     int moderate;
     CE_REAL shift = CE_FN(row_shift)(z, n, &moderate);
-    double log_sum = ce_math_log_f64(CE_FN(sum_exp_shifted)(z, n, shift, moderate));
+    double log_sum = ce_math_log_f64(CE_FN(sum_exp_loop)(z, NULL, n, shift, moderate, 0, next));
     for (ptrdiff_t c = 0; c < n; c++)
         out[c] = (CE_REAL)(-CE_FN(gap)(z[c], shift) - log_sum);
+}
+
+static CE_REAL CE_FN(ce_row_logsumexp)(const CE_REAL *z, ptrdiff_t n)
+{
+    return CE_FN(logsumexp_row)(z, n, NULL);
+}
+
+static void CE_FN(ce_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+{
+    CE_FN(softmax_row)(z, out, n, NULL);
+}
+
+static void CE_FN(ce_log_softmax_row)(const CE_REAL *z, CE_REAL *out, ptrdiff_t n)
+{
+    CE_FN(log_softmax_row)(z, out, n, NULL);
 }
 
 /* from_grad: grad already holds exp(z_c - shift), stored by the sum pass,
@@ -1024,14 +1041,14 @@ static void CE_FN(activation_group_medium)(const CE_REAL *const *z, ptrdiff_t co
 
 /* The row function of kind for row k. */
 static void CE_FN(activation_row)(const CE_REAL *z, ptrdiff_t n, int kind, CE_REAL *out,
-                                  CE_REAL *value)
+                                  CE_REAL *value, const CE_REAL *next)
 {
     if (kind == CE_GROUP_SOFTMAX)
-        CE_FN(ce_softmax_row)(z, out, n);
+        CE_FN(softmax_row)(z, out, n, next);
     else if (kind == CE_GROUP_LOG_SOFTMAX)
-        CE_FN(ce_log_softmax_row)(z, out, n);
+        CE_FN(log_softmax_row)(z, out, n, next);
     else
-        *value = CE_FN(ce_row_logsumexp)(z, n);
+        *value = CE_FN(logsumexp_row)(z, n, next);
 }
 
 /* Whether the group functions beat the row function on the last `count`
@@ -1071,10 +1088,11 @@ static void CE_FN(activation_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrd
             for (ptrdiff_t k = first; k < first + count; k++)
                 if (special[k - first])
                     CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL,
-                                          value ? value + k : NULL);
+                                          value ? value + k : NULL, NULL);
         }
     for (ptrdiff_t k = first; k < rows; k++)
-        CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL, value ? value + k : NULL);
+        CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL, value ? value + k : NULL,
+                              k + 1 < rows ? z[k + 1] : NULL);
 }
 
 static void CE_FN(ce_softmax_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n,
