@@ -373,9 +373,9 @@ static inline float ce_math_log1p_unit_f32(float x)
 #define CE_LOG1PEXP_LOW_F32 (-17.0f)
 #define CE_LOG1PEXP_HIGH_F32 15.0f
 
-static inline double ce_math_log1pexp_f64(double x)
+/* log1pexp(x) given e = exp(-|x|), which a block may have computed. */
+static inline double ce_math_log1pexp_given_f64(double x, double e)
 {
-    double e = ce_math_exp_f64(-fabs(x));
     double middle = (x > 0 ? x : 0.0) + ce_math_log1p_unit_f64(e);
     /* exp(x) for x <= LOW is e itself (x < 0 there). */
     int low = x <= CE_LOG1PEXP_LOW_F64, high = x > CE_LOG1PEXP_HIGH_F64;
@@ -383,13 +383,22 @@ static inline double ce_math_log1pexp_f64(double x)
     return low ? e : result;
 }
 
-static inline float ce_math_log1pexp_f32(float x)
+static inline double ce_math_log1pexp_f64(double x)
 {
-    float e = ce_math_exp_f32(-fabsf(x));
+    return ce_math_log1pexp_given_f64(x, ce_math_exp_f64(-fabs(x)));
+}
+
+static inline float ce_math_log1pexp_given_f32(float x, float e)
+{
     float middle = (x > 0 ? x : 0.0f) + ce_math_log1p_unit_f32(e);
     int low = x <= CE_LOG1PEXP_LOW_F32, high = x > CE_LOG1PEXP_HIGH_F32;
     float result = high ? x : middle;
     return low ? e : result;
+}
+
+static inline float ce_math_log1pexp_f32(float x)
+{
+    return ce_math_log1pexp_given_f32(x, ce_math_exp_f32(-fabsf(x)));
 }
 
 /* log(sigmoid(x)) = -log1pexp(-x): log_sigmoid(-1000) = -1000, never -inf

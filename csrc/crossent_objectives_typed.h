@@ -56,10 +56,7 @@ CE_INLINE void CE_FN(logistic_objective_point)(CE_REAL z, CE_REAL y, CE_REAL s, 
 /* exp(-|z|) and 1/(1 + exp(-|z|)) of a block, in passes (see bce_logits_loop). */
 CE_INLINE void CE_FN(logistic_exp_parts)(const CE_REAL *zb, ptrdiff_t len, CE_REAL *e, CE_REAL *r)
 {
-    for (ptrdiff_t i = 0; i < len; i++) {
-        CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
-        e[i] = CE_MATH(exp_nonpositive)(-abs_z);
-    }
+    CE_FN(exp_minus_abs)(zb, e, len);
     for (ptrdiff_t i = 0; i < len; i++)
         r[i] = 1 / (1 + e[i]);
 }

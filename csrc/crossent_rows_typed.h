@@ -261,16 +261,58 @@ static double CE_FN(weighted_gap_sum)(const CE_REAL *z, const CE_REAL *y, const 
 
 /* ---- elementwise blocks ------------------------------------------------ */
 
-static void CE_FN(ce_sigmoid)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+/* Elements per block of the logistic functions' passes (their buffers stay
+ * in L1). */
+#define CE_BCE_BLOCK 256
+
+/* e_i = exp(-|x_i|) over a block.  Where every |x_i| is within the moderate
+ * exp's range (NaN is not), the moderate exp gives the same bits without
+ * the full exp's scaling: nearly every block of real logits. */
+CE_INLINE void CE_FN(exp_minus_abs)(const CE_REAL *x, CE_REAL *e, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = CE_MATH(sigmoid)(x[i]);
+    int moderate = 1;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        CE_REAL abs_x = x[i] < 0 ? -x[i] : x[i];
+        moderate &= abs_x <= -CE_EXP_MODERATE;
+    }
+    if (moderate)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            CE_REAL abs_x = x[i] < 0 ? -x[i] : x[i];
+            e[i] = CE_MATH(exp_moderate)(-abs_x);
+        }
+    else
+        for (ptrdiff_t i = 0; i < n; i++) {
+            CE_REAL abs_x = x[i] < 0 ? -x[i] : x[i];
+            e[i] = CE_MATH(exp_nonpositive)(-abs_x); /* NaN stays NaN */
+        }
 }
 
+/* ce_math_sigmoid, the exps of a block first (exp_minus_abs). */
+static void CE_FN(ce_sigmoid)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    CE_REAL e[CE_BCE_BLOCK];
+    for (ptrdiff_t start = 0; start < n; start += CE_BCE_BLOCK) {
+        ptrdiff_t len = n - start < CE_BCE_BLOCK ? n - start : CE_BCE_BLOCK;
+        const CE_REAL *xb = x + start;
+        CE_FN(exp_minus_abs)(xb, e, len);
+        for (ptrdiff_t i = 0; i < len; i++) {
+            CE_REAL r = 1 / (1 + e[i]), er = e[i] * r;
+            out[start + i] = xb[i] >= 0 ? r : er;
+        }
+    }
+}
+
+/* ce_math_log_sigmoid(x) = -log1pexp(-x), the exps of a block first. */
 static void CE_FN(ce_log_sigmoid)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = CE_MATH(log_sigmoid)(x[i]);
+    CE_REAL e[CE_BCE_BLOCK];
+    for (ptrdiff_t start = 0; start < n; start += CE_BCE_BLOCK) {
+        ptrdiff_t len = n - start < CE_BCE_BLOCK ? n - start : CE_BCE_BLOCK;
+        const CE_REAL *xb = x + start;
+        CE_FN(exp_minus_abs)(xb, e, len);
+        for (ptrdiff_t i = 0; i < len; i++)
+            out[start + i] = -CE_MATH(log1pexp_given)(-xb[i], e[i]);
+    }
 }
 
 /* loss *= w*s and grad *= w*s*grad_scale, elementwise (NULL: ones). */
@@ -354,19 +396,13 @@ CE_INLINE void CE_FN(bce_logits_point)(CE_REAL z, CE_REAL y, CE_REAL pw, CE_REAL
     *grad = neg_coef * sigmoid_z - pos_coef * sigmoid_minus_z;
 }
 
-/* Elements per block of bce_logits_loop's passes (their buffers stay in L1). */
-#define CE_BCE_BLOCK 256
-
 /* The shared parts of a logistic loss over a chunk of len logits, each
  * pass its own loop (docs/kernels.md, "Loops in passes"): e = exp(-|z|),
  * log1p(e) and r = 1/(1 + e); the loss's own pass follows. */
 CE_INLINE void CE_FN(logistic_parts)(const CE_REAL *zb, ptrdiff_t len, CE_REAL *e, CE_REAL *log1p_e,
                                      CE_REAL *r)
 {
-    for (ptrdiff_t i = 0; i < len; i++) {
-        CE_REAL abs_z = zb[i] < 0 ? -zb[i] : zb[i];
-        e[i] = CE_MATH(exp_nonpositive)(-abs_z); /* NaN stays NaN */
-    }
+    CE_FN(exp_minus_abs)(zb, e, len);
     for (ptrdiff_t i = 0; i < len; i++) {
         log1p_e[i] = CE_MATH(log1p_unit)(e[i]);
         r[i] = 1 / (1 + e[i]);
