@@ -1438,9 +1438,11 @@ static CE_REAL CE_FN(ce_nll_index_row)(const CE_REAL *x, ptrdiff_t n, ptrdiff_t 
     return CE_FN(row_has_nan)(x, n) ? (CE_REAL)NAN : (CE_REAL)(-w_t * (double)x[target]);
 }
 
-/* ce_nll_index_row for `rows` rows, the same bits: the gradient rows that
- * follow each other in memory are zeroed by one memset per run (a short
- * row's own memset call costs more than the rest of its NLL). */
+/* ce_nll_index_row for `rows` rows, the same bits.  Rows that follow each
+ * other in memory (inputs, and gradients when asked for) go by runs: one
+ * memset zeroes a run's gradient rows and one scan looks for a NaN in all
+ * its inputs (a short row's own memset or scan costs more than the rest of
+ * its NLL); only a run holding a NaN is looked at row by row. */
 static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, ptrdiff_t n,
                                      const ptrdiff_t *target, const double *class_weight,
                                      CE_REAL *const *grad, const double *grad_scale,
@@ -1449,16 +1451,18 @@ static void CE_FN(ce_nll_index_rows)(const CE_REAL *const *x, ptrdiff_t rows, pt
     ptrdiff_t first = 0;
     while (first < rows) {
         ptrdiff_t end = first + 1;
-        while (grad && end < rows && grad[end] == grad[end - 1] + n)
+        while (end < rows && x[end] == x[end - 1] + n && (!grad || grad[end] == grad[end - 1] + n))
             end++;
         if (grad)
             memset(grad[first], 0, (size_t)(end - first) * (size_t)n * sizeof(CE_REAL));
+        int run_has_nan = CE_FN(row_has_nan)(x[first], (end - first) * n);
         for (ptrdiff_t k = first; k < end; k++) {
             double w_t = class_weight ? class_weight[target[k]] : 1.0;
             if (grad)
                 grad[k][target[k]] = (CE_REAL)(0.0 - grad_scale[k] * w_t);
-            loss[k] = CE_FN(row_has_nan)(x[k], n) ? (CE_REAL)NAN
-                                                   : (CE_REAL)(-w_t * (double)x[k][target[k]]);
+            loss[k] = run_has_nan && CE_FN(row_has_nan)(x[k], n)
+                          ? (CE_REAL)NAN
+                          : (CE_REAL)(-w_t * (double)x[k][target[k]]);
         }
         first = end;
     }

@@ -344,6 +344,26 @@ def test_nan_prediction_gives_nan_for_its_sample_only(backend, name):
     assert np.isnan(function(x, target, reduction="sum", backend=backend))
 
 
+@pytest.mark.parametrize("return_grad", [False, True])
+def test_nll_nan_found_in_any_row_of_a_long_batch(backend, return_grad):
+    # The NLL kernel scans runs of consecutive rows for a NaN at once: a NaN
+    # anywhere in a run still poisons its own row only, and not the gradient.
+    rows, classes = 3000, 10
+    x = RNG.normal(size=(rows, classes)).astype(np.float32)
+    target = RNG.integers(0, classes, rows)
+    poisoned = [0, 1, 1023, 1024, 2047, rows - 1]
+    for r in poisoned:
+        x[r, (target[r] + 1) % classes] = np.nan
+    result = crossent.nll_loss(x, target, reduction="none", return_grad=return_grad,
+                               backend=backend)
+    losses = result[0] if return_grad else result
+    np.testing.assert_array_equal(np.flatnonzero(np.isnan(losses)), poisoned)
+    if return_grad:
+        expected = np.zeros_like(x)
+        expected[np.arange(rows), target] = -1.0
+        np.testing.assert_array_equal(result[1], expected)
+
+
 @pytest.mark.parametrize("function", [crossent.softmax, crossent.log_softmax])
 def test_nan_logit_poisons_its_row_only(backend, function):
     z = RNG.normal(size=(3, 4))
