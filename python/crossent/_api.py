@@ -412,24 +412,40 @@ def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="me
     if result is not None:
         return result
     module = _backends.module(backend)
-    plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
+    plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction,
+                     n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
-def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean"):
+def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean", n_threads=None):
     plan = elementwise_plan("bce", p, y, pred_name="p", weight=weight,
                             sample_weight=sample_weight, reduction=reduction)
-    _check_probabilities(plan.pred, "p")
+    _check_probabilities(module, plan.pred, "p", n_threads)
     return plan
 
 
-def _check_probabilities(p, name):
-    if p.size and not (p.min() >= 0 and p.max() <= 1):
-        bad = np.flatnonzero((p < 0) | (p > 1))
-        if bad.size:  # (NaN alone makes min/max fail the test but is allowed)
-            where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))
-            raise ValueError(f"{name}: expected probabilities in [0, 1], got {p[where]} "
-                             f"at position {where}")
+def _check_probabilities(module, p, name, n_threads=None):
+    """Raise ValueError naming the first entry of ``p`` outside [0, 1] (NaN
+    is allowed).  The backend's outside_unit_count kernel tests every layout
+    in one threaded pass; only a failed test looks for the entry itself."""
+    if not p.size:
+        return
+    (p2,) = fold(p.shape, [_in_memory_order(p)], inputs_ok_to_copy={0})
+    if not module.outside_unit_count(p2, _backends.resolve_n_threads(n_threads), 0.0):
+        return
+    bad = np.flatnonzero((p < 0) | (p > 1))
+    where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))
+    raise ValueError(f"{name}: expected probabilities in [0, 1], got {p[where]} "
+                     f"at position {where}")
+
+
+def _in_memory_order(p):
+    """A view of ``p`` with positive strides, largest first.  A count does not
+    depend on the order of the entries, and in this order transposed,
+    Fortran-ordered and reversed views fold into two axes without a copy."""
+    p = np.atleast_1d(p)
+    p = p[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in p.strides)]
+    return p.transpose(np.argsort(p.strides, kind="stable")[::-1])
 
 
 @_docstring("""Binary cross-entropy from logits, stable for every z.
@@ -567,17 +583,17 @@ def focal_loss(z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
             return result
     module = _backends.module(backend)
     plan = _plan_focal(module, z, y, alpha=alpha, gamma=gamma, weight=weight,
-                       sample_weight=sample_weight, reduction=reduction)
+                       sample_weight=sample_weight, reduction=reduction, n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
 def _plan_focal(module, z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
-                reduction="mean"):
+                reduction="mean", n_threads=None):
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", expected="a finite float >= 0", minimum=0.0)
     plan = elementwise_plan("focal", z, y, pred_name="z", weight=weight,
                             sample_weight=sample_weight, reduction=reduction)
-    _check_probabilities(plan.inputs[1], "y")
+    _check_probabilities(module, plan.inputs[1], "y", n_threads)
     plan.make_args = lambda ops: (*ops, alpha, gamma)
     return plan
 
@@ -696,16 +712,17 @@ def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_wei
     module = _backends.module(backend)
     plan = _plan_categorical(module, probs, target, axis=axis, weight=weight,
                              sample_weight=sample_weight, ignore_index=ignore_index,
-                             label_smoothing=label_smoothing, reduction=reduction)
+                             label_smoothing=label_smoothing, reduction=reduction,
+                             n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
 def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_weight=None,
-                      ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+                      ignore_index=-100, label_smoothing=0.0, reduction="mean", n_threads=None):
     plan = multiclass_plan("categorical_xent", probs, target, pred_name="probs", axis=axis,
                            weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, reduction=reduction, module=module)
-    _check_probabilities(plan.pred, "probs")
+    _check_probabilities(module, plan.pred, "probs", n_threads)
     return plan
 
 
