@@ -430,8 +430,7 @@ def _check_probabilities(module, p, name, n_threads=None):
     in one threaded pass; only a failed test looks for the entry itself."""
     if not p.size:
         return
-    (p2,) = fold(p.shape, [_in_memory_order(p)], inputs_ok_to_copy={0})
-    if not module.outside_unit_count(p2, _backends.resolve_n_threads(n_threads), 0.0):
+    if not module.outside_unit_count(_as_elements(p), _backends.resolve_n_threads(n_threads), 0.0):
         return
     bad = np.flatnonzero((p < 0) | (p > 1))
     where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))
@@ -439,13 +438,17 @@ def _check_probabilities(module, p, name, n_threads=None):
                      f"at position {where}")
 
 
-def _in_memory_order(p):
-    """A view of ``p`` with positive strides, largest first.  A count does not
-    depend on the order of the entries, and in this order transposed,
-    Fortran-ordered and reversed views fold into two axes without a copy."""
-    p = np.atleast_1d(p)
+def _as_elements(p):
+    """A 2-D view of ``p``'s entries, in any order, for a count.  Past two
+    axes they are taken in memory order (positive strides, largest first), in
+    which transposed, Fortran-ordered and reversed views fold into two axes
+    without a copy."""
+    if p.ndim <= 2:
+        return p.reshape((1,) * (2 - p.ndim) + p.shape)
     p = p[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in p.strides)]
-    return p.transpose(np.argsort(p.strides, kind="stable")[::-1])
+    p = p.transpose(sorted(range(p.ndim), key=lambda i: p.strides[i], reverse=True))
+    (p2,) = fold(p.shape, [p], inputs_ok_to_copy={0})
+    return p2
 
 
 @_docstring("""Binary cross-entropy from logits, stable for every z.
