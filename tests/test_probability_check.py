@@ -187,3 +187,14 @@ def test_the_check_reads_the_views_without_a_copy():
     x = np.asfortranarray(np.zeros((3, 4, 5)))
     assert np.shares_memory(_api._as_elements(x), x)
     assert np.shares_memory(_api._as_elements(x[::-1, :, ::2]), x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("half", half_dtypes)
+def test_two_byte_probabilities_are_checked_in_every_layout(backend, half):
+    x = np.full((6, 5), 0.5, dtype=half)
+    x[1, 2], x[4, 0] = np.nan, -2.0
+    for view in (x, strided(x)):
+        with pytest.raises(ValueError, match=r"p: expected probabilities in \[0, 1\], got -2.0 "
+                                             r"at position \(4, 0\)$"):
+            crossent.binary_cross_entropy(view, np.zeros(x.shape, np.float32), backend=backend)
