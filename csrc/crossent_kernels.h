@@ -103,6 +103,8 @@ extern "C" {
     KERNEL(sample_weight_sum, CE_WEIGHTS, "sample_weight2, n_threads, acc", CE_ROW_MATH)            \
     KERNEL(elementwise_weight_sum, CE_ELEMENTS, "x2, weight2?, n_threads, acc",                     \
       ce_weight_product_block, (CE_IN(X), CE_IN(WEIGHT), CE_IN(LOSSES), n))                     \
+    KERNEL(outside_unit_count, CE_ELEMENTS, "x2, n_threads, acc",                                  \
+      ce_outside_unit_block, (CE_IN(X), CE_IN(LOSSES), n))                                      \
     KERNEL(first_bad_index, CE_SCAN, "target2, n_classes, ignore_index", CE_ROW_MATH)          \
     CE_OBJECTIVE_KERNELS(KERNEL)                                                                     \
     CE_LOGIT_TRANSFORM_KERNELS(KERNEL)                                                               \

@@ -115,6 +115,7 @@ const char *ce_simd_available(void);
       (x, t, w, s, log_target, loss, grad, grad_scale, n))                                        \
     X(void, ce_weight_product_block, (const CE_REAL *x, const CE_REAL *w, CE_REAL *out, ptrdiff_t n), \
       (x, w, out, n))                                                                             \
+    X(void, ce_outside_unit_block, (const CE_REAL *x, CE_REAL *out, ptrdiff_t n), (x, out, n))    \
     X(double, ce_row_max, (const CE_REAL *z, ptrdiff_t n), (z, n))                                \
     X(CE_REAL, ce_row_logsumexp, (const CE_REAL *z, ptrdiff_t n), (z, n))                         \
     X(void, ce_softmax_row, (const CE_REAL *z, CE_REAL *out, ptrdiff_t n), (z, out, n))           \

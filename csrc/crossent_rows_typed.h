@@ -474,6 +474,16 @@ static void CE_FN(ce_weight_product_block)(const CE_REAL *x, const CE_REAL *w, C
         out[i] = w == NULL ? x[i] : x[i] * w[i];
 }
 
+/* out = 1 where x lies outside [0, 1], else 0 (a NaN is neither): the
+ * terms the outside_unit_count kernel sums, so that checking probabilities
+ * is one threaded pass over any layout.  Plain compares and no branch, so
+ * the loop vectorises. */
+static void CE_FN(ce_outside_unit_block)(const CE_REAL *x, CE_REAL *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = (CE_REAL)((x[i] < 0) | (x[i] > 1));
+}
+
 /* One element of the binary focal loss from logits (docs/math.md section 8):
  *   l = alpha_t * ce * q^gamma,  q = 1 - p_t = (1-y) sigmoid(z) + y sigmoid(-z),
  *   dl/dz = alpha_t * q^gamma * (sigmoid(z) - y + gamma (1-2y) ce ratio),

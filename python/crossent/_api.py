@@ -412,24 +412,53 @@ def binary_cross_entropy(p, y, *, weight=None, sample_weight=None, reduction="me
     if result is not None:
         return result
     module = _backends.module(backend)
-    plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction)
+    plan = _plan_bce(module, p, y, weight=weight, sample_weight=sample_weight, reduction=reduction,
+                     n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
-def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean"):
+def _plan_bce(module, p, y, *, weight=None, sample_weight=None, reduction="mean", n_threads=None):
     plan = elementwise_plan("bce", p, y, pred_name="p", weight=weight,
                             sample_weight=sample_weight, reduction=reduction)
-    _check_probabilities(plan.pred, "p")
+    _check_probabilities(module, plan.pred, "p", n_threads)
     return plan
 
 
-def _check_probabilities(p, name):
-    if p.size and not (p.min() >= 0 and p.max() <= 1):
+def _check_probabilities(module, p, name, n_threads=None):
+    """Raise ValueError naming the first entry of ``p`` outside [0, 1] (NaN
+    is allowed).  Only a failed test looks for the entry itself."""
+    if p.size and _may_leave_unit_interval(module, p, n_threads):
         bad = np.flatnonzero((p < 0) | (p > 1))
         if bad.size:  # (NaN alone makes min/max fail the test but is allowed)
             where = tuple(int(i) for i in np.unravel_index(bad[0], p.shape))
             raise ValueError(f"{name}: expected probabilities in [0, 1], got {p[where]} "
                              f"at position {where}")
+
+
+def _may_leave_unit_interval(module, p, n_threads):
+    """False when every entry of ``p`` is in [0, 1] or NaN.  On contiguous
+    4- and 8-byte floats NumPy's min and max are vectorised reductions that
+    beat the backend's count, whose block sums are a fixed-order float64
+    chain (docs/performance.md); a NaN fails them.  Any other layout, and
+    2-byte floats, take the backend's outside_unit_count: one threaded pass,
+    where NumPy's reductions would be scalar loops."""
+    if p.flags.c_contiguous and p.dtype.itemsize > 2:
+        return not (p.min() >= 0 and p.max() <= 1)
+    n_threads = _backends.resolve_n_threads(n_threads)
+    return module.outside_unit_count(_as_elements(p), n_threads, 0.0) > 0
+
+
+def _as_elements(p):
+    """A 2-D view of ``p``'s entries, in any order, for a count.  Past two
+    axes they are taken in memory order (positive strides, largest first), in
+    which transposed, Fortran-ordered and reversed views fold into two axes
+    without a copy."""
+    if p.ndim <= 2:
+        return p.reshape((1,) * (2 - p.ndim) + p.shape)
+    p = p[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in p.strides)]
+    p = p.transpose(sorted(range(p.ndim), key=lambda i: p.strides[i], reverse=True))
+    (p2,) = fold(p.shape, [p], inputs_ok_to_copy={0})
+    return p2
 
 
 @_docstring("""Binary cross-entropy from logits, stable for every z.
@@ -567,17 +596,17 @@ def focal_loss(z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
             return result
     module = _backends.module(backend)
     plan = _plan_focal(module, z, y, alpha=alpha, gamma=gamma, weight=weight,
-                       sample_weight=sample_weight, reduction=reduction)
+                       sample_weight=sample_weight, reduction=reduction, n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
 def _plan_focal(module, z, y, *, alpha=0.25, gamma=2.0, weight=None, sample_weight=None,
-                reduction="mean"):
+                reduction="mean", n_threads=None):
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", expected="a finite float >= 0", minimum=0.0)
     plan = elementwise_plan("focal", z, y, pred_name="z", weight=weight,
                             sample_weight=sample_weight, reduction=reduction)
-    _check_probabilities(plan.inputs[1], "y")
+    _check_probabilities(module, plan.inputs[1], "y", n_threads)
     plan.make_args = lambda ops: (*ops, alpha, gamma)
     return plan
 
@@ -696,16 +725,17 @@ def categorical_cross_entropy(probs, target, *, axis=-1, weight=None, sample_wei
     module = _backends.module(backend)
     plan = _plan_categorical(module, probs, target, axis=axis, weight=weight,
                              sample_weight=sample_weight, ignore_index=ignore_index,
-                             label_smoothing=label_smoothing, reduction=reduction)
+                             label_smoothing=label_smoothing, reduction=reduction,
+                             n_threads=n_threads)
     return _run_loss(plan, module, n_threads, return_grad, grad_out)
 
 
 def _plan_categorical(module, probs, target, *, axis=-1, weight=None, sample_weight=None,
-                      ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+                      ignore_index=-100, label_smoothing=0.0, reduction="mean", n_threads=None):
     plan = multiclass_plan("categorical_xent", probs, target, pred_name="probs", axis=axis,
                            weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, reduction=reduction, module=module)
-    _check_probabilities(plan.pred, "probs")
+    _check_probabilities(module, plan.pred, "probs", n_threads)
     return plan
 
 

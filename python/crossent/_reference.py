@@ -409,6 +409,11 @@ def elementwise_weight_sum(x2, weight2, n_threads, acc):
     return ordered_sum(x2 if weight2 is None else x2 * weight2, BLOCK_ELEMS, acc)
 
 
+def outside_unit_count(x2, n_threads, acc):
+    """How many entries lie outside [0, 1]; a NaN is not counted."""
+    return ordered_sum((x2 < 0) | (x2 > 1), BLOCK_ELEMS, acc)
+
+
 def _ignored_weigh_nothing(valid, sample_weight2):
     """The sample weights with 0 at ignored samples (SPEC §1.5), not 0 times
     the weight: an ignored sample of NaN or infinite weight weighs nothing."""
@@ -549,6 +554,6 @@ for _name in ("sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp", "
               "bce_with_logits", "mse", "focal", "kl_div", "softmax_xent_index",
               "softmax_xent_soft", "categorical_xent_index", "categorical_xent_soft", "nll_index",
               "softmax_xent_index_ext", "softmax_xent_soft_ext", "softmax_xent_index_eval",
-              "categorical_xent_index_eval", "nll_index_eval"):
+              "categorical_xent_index_eval", "nll_index_eval", "outside_unit_count"):
     globals()[_name] = _widening_half(globals()[_name])
 del _name
