@@ -8,7 +8,7 @@
  * Where a kernel's math is named: ce_elementwise_block (elementwise
  * kernels), ce_row_loss (multiclass losses, one row), ce_row_activation
  * (softmax, log_softmax, logsumexp, one row), and the batched row functions
- * in ce_plain_index_block / ce_plain_activation_block / ce_xent_index_tile.
+ * in ce_plain_index_block / ce_activation_batch / ce_xent_index_tile.
  */
 #ifndef CE_BLOCKS_TYPED_ONCE
 #define CE_BLOCKS_TYPED_ONCE
@@ -268,9 +268,10 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
     return loss;
 }
 
-/* ce_one_row over a tile of softmax_xent_index rows, with one call of the
- * batched row function for the rows not ignored: it computes short and
- * medium rows several per vector, with the bits of the row function. */
+/* ce_one_row over a tile of softmax_xent_index or nll_index rows, with one
+ * call of the batched row function for the rows not ignored: it computes
+ * short and medium rows several per vector (NLL: runs of rows at once),
+ * with the bits of the row function. */
 static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
                                      ptrdiff_t n_rows, F *scratch, F *losses)
 {
@@ -301,8 +302,12 @@ static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, c
         weights[kept] = s;
         tile_rows[kept++] = i;
     }
-    CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
-                                     has_out ? out_rows : NULL, scales, row_losses);
+    if (c->kernel == CE_K_nll_index)
+        CE_T(ce_nll_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, has_out ? out_rows : NULL,
+                                scales, row_losses);
+    else
+        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
+                                         has_out ? out_rows : NULL, scales, row_losses);
     for (ptrdiff_t j = 0; j < kept; j++)
         losses[tile_rows[j]] = row_losses[j] * weights[j];
     if (c->op[CE_LOSSES].data != NULL)
@@ -436,27 +441,52 @@ static int CE_T(ce_plain_activation_rows)(const ce_call *c)
 
 /* ce_one_row over the rows of ce_plain_activation_rows: one call of the
  * batched row function, the same bits. */
+/* The activation of n_rows rows by the batched row functions (which group
+ * short rows); logsumexp's values go to values. */
+static void CE_T(ce_activation_batch)(const ce_call *c, const F *const *x_rows, F *const *out_rows,
+                                      ptrdiff_t n_rows, F *values)
+{
+    if (c->kernel == CE_K_logsumexp)
+        CE_T(ce_logsumexp_rows)(x_rows, n_rows, c->n_classes, values);
+    else if (c->kernel == CE_K_softmax)
+        CE_T(ce_softmax_rows)(x_rows, n_rows, c->n_classes, out_rows);
+    else
+        CE_T(ce_log_softmax_rows)(x_rows, n_rows, c->n_classes, out_rows);
+}
+
 static void CE_T(ce_plain_activation_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows)
 {
-    const ce_operand *xo = &c->op[CE_X];
+    const ce_operand *xo = &c->op[CE_X], *vo = &c->op[CE_LOSSES], *oo = &c->op[CE_OUT];
+    const F *x_rows[CE_BLOCK_ROWS];
+    F *out_rows[CE_BLOCK_ROWS], values[CE_BLOCK_ROWS];
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        x_rows[i] = (const F *)(xo->data + (first + i) * xo->strides[1]);
+        out_rows[i] = oo->data != NULL ? (F *)(oo->data + (first + i) * oo->strides[1]) : NULL;
+    }
+    CE_T(ce_activation_batch)(c, x_rows, out_rows, n_rows, values);
+    if (c->kernel == CE_K_logsumexp)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)(vo->data + (first + i) * vo->strides[1]) = values[i];
+}
+
+/* ce_plain_activation_block for a tile of rows (a, b), each row in place or
+ * staged in scratch (ce_staged_rows). */
+static void CE_T(ce_activation_tile)(const ce_call *c, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
+                                     ptrdiff_t n_rows, F *scratch)
+{
     ptrdiff_t n = c->n_classes;
     const F *x_rows[CE_BLOCK_ROWS];
     F *out_rows[CE_BLOCK_ROWS], values[CE_BLOCK_ROWS];
-    for (ptrdiff_t i = 0; i < n_rows; i++)
-        x_rows[i] = (const F *)(xo->data + (first + i) * xo->strides[1]);
-    if (c->kernel == CE_K_logsumexp) {
-        const ce_operand *vo = &c->op[CE_LOSSES];
-        CE_T(ce_logsumexp_rows)(x_rows, n_rows, n, values);
-        for (ptrdiff_t i = 0; i < n_rows; i++)
-            *(F *)(vo->data + (first + i) * vo->strides[1]) = values[i];
-        return;
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        x_rows[i] = CE_T(ce_row_pointer)(&c->op[CE_X], row_a[i], row_b[i], c->stage_x, i, n, scratch);
+        out_rows[i] = c->op[CE_OUT].data != NULL
+                          ? CE_T(ce_row_pointer)(&c->op[CE_OUT], row_a[i], row_b[i], c->stage_out, i, n, scratch)
+                          : NULL;
     }
-    for (ptrdiff_t i = 0; i < n_rows; i++)
-        out_rows[i] = (F *)(c->op[CE_OUT].data + (first + i) * c->op[CE_OUT].strides[1]);
-    if (c->kernel == CE_K_softmax)
-        CE_T(ce_softmax_rows)(x_rows, n_rows, n, out_rows);
-    else
-        CE_T(ce_log_softmax_rows)(x_rows, n_rows, n, out_rows);
+    CE_T(ce_activation_batch)(c, x_rows, out_rows, n_rows, values);
+    if (c->kernel == CE_K_logsumexp)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)ce_at2(&c->op[CE_LOSSES], row_a[i], row_b[i]) = values[i];
 }
 
 /* Rows first .. first+n-1 of any row kernel, a tile at a time: operands
@@ -478,8 +508,10 @@ static void CE_T(ce_staged_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n,
             CE_T(ce_gather_tile)(&c->op[CE_X], ta, tb, tile_len, C, scratch + c->stage_x);
         if (c->stage_y >= 0)
             CE_T(ce_gather_tile)(&c->op[CE_Y], ta, tb, tile_len, C, scratch + c->stage_y);
-        if (c->kernel == CE_K_softmax_xent_index)
+        if (c->kernel == CE_K_softmax_xent_index || c->kernel == CE_K_nll_index)
             CE_T(ce_xent_index_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
+        else if (ce_is_activation_row_kernel(c->kernel))
+            CE_T(ce_activation_tile)(c, ta, tb, tile_len, scratch);
         else if (ce_is_objective_row_kernel(c->kernel))
             CE_T(ce_objective_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
         else
