@@ -268,15 +268,27 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
     return loss;
 }
 
+/* Appends to x_rows (after its `kept` rows) pointers to the rows from row
+ * `next` on, up to CE_ROWS_AHEAD of them, for the batched row functions to
+ * fetch while they compute; returns how many.  None when the rows are
+ * staged (the next tile is gathered, not read in place). */
+static ptrdiff_t CE_T(ce_rows_after)(const ce_call *c, ptrdiff_t next, const F **x_rows, ptrdiff_t kept)
+{
+    ptrdiff_t after = c->stage_x >= 0 ? 0 : ce_min(CE_ROWS_AHEAD, c->n_rows - next);
+    for (ptrdiff_t i = 0; i < after; i++)
+        x_rows[kept + i] = (const F *)ce_at2(&c->op[CE_X], (next + i) / c->inner, (next + i) % c->inner);
+    return after < 0 ? 0 : after;
+}
+
 /* ce_one_row over a tile of softmax_xent_index or nll_index rows, with one
  * call of the batched row function for the rows not ignored: it computes
  * short and medium rows several per vector (NLL: runs of rows at once),
  * with the bits of the row function. */
 static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, const ptrdiff_t *row_b,
-                                     ptrdiff_t n_rows, F *scratch, F *losses)
+                                     ptrdiff_t n_rows, ptrdiff_t next, F *scratch, F *losses)
 {
     ptrdiff_t n = c->n_classes, kept = 0;
-    const F *x_rows[CE_BLOCK_ROWS];
+    const F *x_rows[CE_BLOCK_ROWS + CE_ROWS_AHEAD];
     F *out_rows[CE_BLOCK_ROWS], weights[CE_BLOCK_ROWS], row_losses[CE_BLOCK_ROWS], *out = NULL;
     ptrdiff_t targets[CE_BLOCK_ROWS], tile_rows[CE_BLOCK_ROWS];
     double scales[CE_BLOCK_ROWS];
@@ -306,7 +318,8 @@ static void CE_T(ce_xent_index_tile)(const ce_call *c, const ptrdiff_t *row_a, c
         CE_T(ce_nll_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, has_out ? out_rows : NULL,
                                 scales, row_losses);
     else
-        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
+        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, CE_T(ce_rows_after)(c, next, x_rows, kept), n, targets,
+                                         c->opt.class_weight, c->opt.label_smoothing,
                                          has_out ? out_rows : NULL, scales, row_losses);
     for (ptrdiff_t j = 0; j < kept; j++)
         losses[tile_rows[j]] = row_losses[j] * weights[j];
@@ -348,12 +361,12 @@ static void CE_T(ce_objective_tile)(const ce_call *c, const ptrdiff_t *row_a, co
  * the same pass (ce_softmax_xent_index_eval_rows).  Returns 1: the ranks
  * are written. */
 static int CE_T(ce_eval_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, const F *const *x_rows,
-                                     const ptrdiff_t *targets, const ptrdiff_t *kept_rows, ptrdiff_t kept,
-                                     F *losses, F *kept_losses, const F *row_losses)
+                                     ptrdiff_t after, const ptrdiff_t *targets, const ptrdiff_t *kept_rows,
+                                     ptrdiff_t kept, F *losses, F *kept_losses, const F *row_losses)
 {
     const ce_operand *ro = &c->op[CE_RANKS];
     F ranks[CE_BLOCK_ROWS];
-    CE_T(ce_softmax_xent_index_eval_rows)(x_rows, kept, c->n_classes, targets, c->opt.class_weight,
+    CE_T(ce_softmax_xent_index_eval_rows)(x_rows, kept, after, c->n_classes, targets, c->opt.class_weight,
                                           c->opt.label_smoothing, kept_losses, ro->data != NULL ? ranks : NULL);
     if (kept < n_rows)
         for (ptrdiff_t j = 0; j < kept; j++)
@@ -390,9 +403,9 @@ static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff
     const char *x = xo->data + first * xo->strides[1];
     char *out = oo->data != NULL ? oo->data + first * oo->strides[1] : NULL;
     const char *target = to->data + first * to->strides[1];
-    const F *x_rows[CE_BLOCK_ROWS];
+    const F *x_rows[CE_BLOCK_ROWS + CE_ROWS_AHEAD];
     F *out_rows[CE_BLOCK_ROWS], row_losses[CE_BLOCK_ROWS], *kept_losses;
-    ptrdiff_t targets[CE_BLOCK_ROWS], kept_rows[CE_BLOCK_ROWS];
+    ptrdiff_t targets[CE_BLOCK_ROWS], kept_rows[CE_BLOCK_ROWS], after;
     double scales[CE_BLOCK_ROWS];
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         const char *tp = target + i * to->strides[1];
@@ -416,15 +429,17 @@ static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff
     }
     /* No row ignored (the usual case): the batched function writes losses itself. */
     kept_losses = kept == n_rows ? losses : row_losses;
+    after = CE_T(ce_rows_after)(c, first + n_rows, x_rows, kept);
     if (c->eval && c->kernel == CE_K_softmax_xent_index)
-        return CE_T(ce_eval_index_block)(c, first, n_rows, x_rows, targets, kept_rows, kept, losses,
+        return CE_T(ce_eval_index_block)(c, first, n_rows, x_rows, after, targets, kept_rows, kept, losses,
                                          kept_losses, row_losses);
     if (c->kernel == CE_K_nll_index)
         CE_T(ce_nll_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, out != NULL ? out_rows : NULL,
                                 scales, kept_losses);
     else
-        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, n, targets, c->opt.class_weight, c->opt.label_smoothing,
-                                         out != NULL ? out_rows : NULL, scales, kept_losses);
+        CE_T(ce_softmax_xent_index_rows)(x_rows, kept, after, n, targets, c->opt.class_weight,
+                                         c->opt.label_smoothing, out != NULL ? out_rows : NULL, scales,
+                                         kept_losses);
     if (kept < n_rows)
         for (ptrdiff_t j = 0; j < kept; j++)
             losses[kept_rows[j]] = row_losses[j];
@@ -509,7 +524,8 @@ static void CE_T(ce_staged_rows)(const ce_call *c, ptrdiff_t first, ptrdiff_t n,
         if (c->stage_y >= 0)
             CE_T(ce_gather_tile)(&c->op[CE_Y], ta, tb, tile_len, C, scratch + c->stage_y);
         if (c->kernel == CE_K_softmax_xent_index || c->kernel == CE_K_nll_index)
-            CE_T(ce_xent_index_tile)(c, ta, tb, tile_len, scratch, losses + tile_first);
+            CE_T(ce_xent_index_tile)(c, ta, tb, tile_len, first + tile_first + tile_len, scratch,
+                                     losses + tile_first);
         else if (ce_is_activation_row_kernel(c->kernel))
             CE_T(ce_activation_tile)(c, ta, tb, tile_len, scratch);
         else if (ce_is_objective_row_kernel(c->kernel))

@@ -62,6 +62,9 @@ const char *ce_simd_available(void);
 
 /* ---- the functions ---------------------------------------------------- */
 
+/* The rows a group of short or medium rows fetches ahead (one group). */
+#define CE_ROWS_AHEAD 16
+
 /* X(return type, name, (parameters), (arguments)), CE_REAL the data type.
  *
  * Sums: ce_sum is the float64 sum of n values in a fixed lane order (the
@@ -86,7 +89,10 @@ const char *ce_simd_available(void);
  * value[k]; for losses target[k] (a class, never ignored), grad[k] scaled by
  * grad_scale[k] (grad NULL: no gradient) and loss[k]).  They give the bits of
  * the row function on each row, but short and medium rows are computed
- * several per vector, which is what makes them fast.
+ * several per vector, which is what makes them fast.  The loss forms take
+ * `after` more pointers, z[rows .. rows + after): the rows the caller
+ * computes next (at most CE_ROWS_AHEAD are read; 0: none), fetched into the
+ * cache while the last rows compute.
  *
  * Formulas: docs/kernels.md and docs/math.md. */
 #define CE_ROWS_TYPED_FUNCTIONS(X)                                                               \
@@ -133,10 +139,10 @@ const char *ce_simd_available(void);
        double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
       (z, n, target, class_weight, label_smoothing, grad, grad_scale))                            \
     X(void, ce_softmax_xent_index_rows,                                                           \
-      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
-       const double *class_weight, double label_smoothing, CE_REAL *const *grad,                  \
-       const double *grad_scale, CE_REAL *loss),                                                  \
-      (z, rows, n, target, class_weight, label_smoothing, grad, grad_scale, loss))                \
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t after, ptrdiff_t n,                     \
+       const ptrdiff_t *target, const double *class_weight, double label_smoothing,               \
+       CE_REAL *const *grad, const double *grad_scale, CE_REAL *loss),                            \
+      (z, rows, after, n, target, class_weight, label_smoothing, grad, grad_scale, loss))         \
     X(CE_REAL, ce_softmax_xent_soft_row,                                                          \
       (const CE_REAL *z, const CE_REAL *y, ptrdiff_t n, const double *class_weight,               \
        double label_smoothing, CE_REAL *grad, double grad_scale),                                 \
@@ -195,9 +201,10 @@ const char *ce_simd_available(void);
        CE_REAL *rank),                                                                            \
       (z, rows, n, target, rank))                                                                 \
     X(void, ce_softmax_xent_index_eval_rows,                                                      \
-      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t n, const ptrdiff_t *target,             \
-       const double *class_weight, double label_smoothing, CE_REAL *loss, CE_REAL *rank),         \
-      (z, rows, n, target, class_weight, label_smoothing, loss, rank))
+      (const CE_REAL *const *z, ptrdiff_t rows, ptrdiff_t after, ptrdiff_t n,                     \
+       const ptrdiff_t *target, const double *class_weight, double label_smoothing,               \
+       CE_REAL *loss, CE_REAL *rank),                                                             \
+      (z, rows, after, n, target, class_weight, label_smoothing, loss, rank))
 
 /* Class indices (n contiguous targets): the position of the first target
  * outside [0, n_classes) that is not ignore_index, or -1 when there is none;

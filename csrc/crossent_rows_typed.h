@@ -828,6 +828,25 @@ CE_INLINE void CE_FN(transpose_out)(CE_REAL *const *rows, ptrdiff_t count, const
 }
 #endif
 
+/* The share of column j of a group's exp loop in fetching the next group's
+ * rows (next[0 .. ahead), n >= CE_ROW_GROUP entries each) into the cache:
+ * row j % CE_ROW_GROUP, its (j / CE_ROW_GROUP)-th run of CE_ROW_GROUP
+ * entries, and with its first run its last entry (a row need not start on
+ * a cache line).  Spread over the loop, the fetches overlap the exps and
+ * never queue up at once: one burst of the whole group's lines at the
+ * start left the next transposition waiting on memory as before. */
+CE_INLINE void CE_FN(prefetch_next_group)(const CE_REAL *const *next, ptrdiff_t ahead, ptrdiff_t j,
+                                          ptrdiff_t n)
+{
+    ptrdiff_t k = j % CE_ROW_GROUP, from = j - k;
+    if (k >= ahead)
+        return;
+    for (ptrdiff_t q = from; q < from + CE_ROW_GROUP && q < n; q += CE_CACHE_LINE / sizeof(CE_REAL))
+        __builtin_prefetch(next[k] + q);
+    if (from == 0)
+        __builtin_prefetch(next[k] + n - 1);
+}
+
 /* The first steps of the softmax row functions (row_shift, then
  * sum_exp_loop) for a group of up to CE_ROW_GROUP rows of n entries,
  * transposed into zt (n rows of CE_ROW_GROUP): lane k of every vector is
@@ -840,8 +859,8 @@ CE_INLINE void CE_FN(transpose_out)(CE_REAL *const *rows, ptrdiff_t count, const
  * are left to the row function (special[k] = 1 for each; their results
  * here are garbage). */
 CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
-                                     const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
-                                     CE_REAL *shift, double *sum, int *special)
+                                     const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
+                                     ptrdiff_t n, CE_REAL *shift, double *sum, int *special)
 {
     /* n <= zt_rows (the caller's promise), stated so that the compiler
      * drops the loops over c >= CE_LANES from the short rows' copy. */
@@ -901,13 +920,17 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
      * (see sum_exp_block).  The shifts are finite here, so shifted() is
      * plain z - shift. */
     if (moderate)
-        for (ptrdiff_t j = 0; j < n; j++)
+        for (ptrdiff_t j = 0; j < n; j++) {
+            CE_FN(prefetch_next_group)(z + G, ahead, j, n);
             for (int k = 0; k < G; k++)
                 zt[j][k] = CE_MATH(exp_moderate)(zt[j][k] - shift[k]);
+        }
     else
-        for (ptrdiff_t j = 0; j < n; j++)
+        for (ptrdiff_t j = 0; j < n; j++) {
+            CE_FN(prefetch_next_group)(z + G, ahead, j, n);
             for (int k = 0; k < G; k++)
                 zt[j][k] = CE_FN(shifted_exp)(zt[j][k], shift[k]);
+        }
     for (ptrdiff_t j = 0; j < lanes; j++)
         for (int k = 0; k < G; k++)
             acc[j][k] = 0.0 + (double)zt[j][k];
@@ -931,7 +954,8 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
 /* ce_softmax_xent_index_row for a group of rows without label smoothing
  * (see group_exp_sums). */
 CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
-                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
+                                       ptrdiff_t n,
                                        const ptrdiff_t *target, const double *class_weight,
                                        CE_REAL *const *grad, const double *grad_scale,
                                        CE_REAL *loss, int *special)
@@ -940,7 +964,7 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     enum { G = CE_ROW_GROUP };
     CE_REAL shift[G];
     double sum[G];
-    CE_FN(group_exp_sums)(zt, zt_rows, z, count, n, shift, sum, special);
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, shift, sum, special);
     /* The per-row scalars, vectorised over the group: the row function's
      * expressions with label_smoothing = 0 written out. */
     double w_t[G], grad_scale_k[G];
@@ -1004,18 +1028,20 @@ static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t cou
                                           CE_REAL *loss, int *special)
 {
     CE_REAL zt[CE_LANES][CE_ROW_GROUP];
-    CE_FN(xent_index_group)(zt, CE_LANES, z, count, n, target, class_weight, grad, grad_scale,
+    CE_FN(xent_index_group)(zt, CE_LANES, z, count, 0, n, target, class_weight, grad, grad_scale,
                             loss, special);
 }
 
-static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
-                                           const ptrdiff_t *target, const double *class_weight,
-                                           CE_REAL *const *grad, const double *grad_scale,
-                                           CE_REAL *loss, int *special)
+/* ahead: the rows after the group, z[CE_ROW_GROUP ..], to fetch into the
+ * cache meanwhile (at most CE_ROW_GROUP; see prefetch_next_group). */
+static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
+                                           ptrdiff_t n, const ptrdiff_t *target,
+                                           const double *class_weight, CE_REAL *const *grad,
+                                           const double *grad_scale, CE_REAL *loss, int *special)
 {
     CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
-    CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, target, class_weight, grad,
-                            grad_scale, loss, special);
+    CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, ahead, n, target, class_weight,
+                            grad, grad_scale, loss, special);
 }
 
 /* ce_softmax_row, ce_log_softmax_row or ce_row_logsumexp (kind, a
@@ -1023,7 +1049,8 @@ static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t co
  * functions' last steps written out, vectorised over the group;
  * logsumexp: value[k] = row k's. */
 CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
-                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
+                                       const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
+                                       ptrdiff_t n,
                                        int kind, CE_REAL *const *out, CE_REAL *value,
                                        int *special)
 {
@@ -1031,7 +1058,7 @@ CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     enum { G = CE_ROW_GROUP };
     CE_REAL shift[G];
     double sum[G];
-    CE_FN(group_exp_sums)(zt, zt_rows, z, count, n, shift, sum, special);
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, shift, sum, special);
     if (kind == CE_GROUP_LOGSUMEXP) {
         for (ptrdiff_t k = 0; k < count; k++)
             value[k] = (CE_REAL)((double)shift[k] + ce_math_log_f64(sum[k]));
@@ -1074,15 +1101,17 @@ static void CE_FN(activation_group_short)(const CE_REAL *const *z, ptrdiff_t cou
                                           int *special)
 {
     CE_REAL zt[CE_LANES][CE_ROW_GROUP];
-    CE_FN(activation_group)(zt, CE_LANES, z, count, n, kind, out, value, special);
+    CE_FN(activation_group)(zt, CE_LANES, z, count, 0, n, kind, out, value, special);
 }
 
+/* ahead: see xent_index_group_medium. */
 static void CE_FN(activation_group_medium)(const CE_REAL *const *z, ptrdiff_t count,
-                                           ptrdiff_t n, int kind, CE_REAL *const *out,
-                                           CE_REAL *value, int *special)
+                                           ptrdiff_t ahead, ptrdiff_t n, int kind,
+                                           CE_REAL *const *out, CE_REAL *value, int *special)
 {
     CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
-    CE_FN(activation_group)(zt, CE_GROUP_MAX_CLASSES, z, count, n, kind, out, value, special);
+    CE_FN(activation_group)(zt, CE_GROUP_MAX_CLASSES, z, count, ahead, n, kind, out, value,
+                            special);
 }
 
 /* The row function of kind for row k. */
@@ -1107,6 +1136,14 @@ CE_INLINE int CE_FN(worth_a_group)(ptrdiff_t count, ptrdiff_t n)
     return count >= (n <= CE_LANES ? CE_ROW_GROUP / 4 : CE_ROW_GROUP / 2);
 }
 
+/* The rows of a batch of `rows` row pointers after the group that starts
+ * at `first`, at most a group's worth: those the group fetches meanwhile. */
+CE_INLINE ptrdiff_t CE_FN(rows_ahead)(ptrdiff_t first, ptrdiff_t rows)
+{
+    ptrdiff_t ahead = rows - first - CE_ROW_GROUP;
+    return ahead < 0 ? 0 : ahead < CE_ROW_GROUP ? ahead : CE_ROW_GROUP;
+}
+
 /* The row function of kind for each of `rows` rows, the same bits; groups
  * of rows through activation_group where it is the faster way (the limits
  * of the softmax loss: with the gradient for rows written out, without for
@@ -1129,8 +1166,8 @@ static void CE_FN(activation_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptrd
                 CE_FN(activation_group_short)(z + first, count, n, kind, group_out, group_value,
                                               special);
             else
-                CE_FN(activation_group_medium)(z + first, count, n, kind, group_out,
-                                               group_value, special);
+                CE_FN(activation_group_medium)(z + first, count, CE_FN(rows_ahead)(first, rows),
+                                               n, kind, group_out, group_value, special);
             for (ptrdiff_t k = first; k < first + count; k++)
                 if (special[k - first])
                     CE_FN(activation_row)(z[k], n, kind, out ? out[k] : NULL,
@@ -1164,7 +1201,7 @@ static void CE_FN(ce_logsumexp_rows)(const CE_REAL *const *z, ptrdiff_t rows, pt
  * xent_index_group where it is the faster way (CE_GROUP_MAX_CLASSES), every
  * other row through the row function. */
 static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t rows,
-                                              ptrdiff_t n, const ptrdiff_t *target,
+                                              ptrdiff_t after, ptrdiff_t n, const ptrdiff_t *target,
                                               const double *class_weight,
                                               double label_smoothing, CE_REAL *const *grad,
                                               const double *grad_scale, CE_REAL *loss)
@@ -1183,7 +1220,8 @@ static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t
                                               grad ? grad + first : NULL, grad_scale + first,
                                               loss + first, special);
             else
-                CE_FN(xent_index_group_medium)(z + first, count, n, target + first, class_weight,
+                CE_FN(xent_index_group_medium)(z + first, count, CE_FN(rows_ahead)(first, rows + after),
+                                               n, target + first, class_weight,
                                                grad ? grad + first : NULL, grad_scale + first,
                                                loss + first, special);
             for (ptrdiff_t k = first; k < first + count; k++)
@@ -1195,7 +1233,7 @@ static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t
     for (ptrdiff_t k = first; k < rows; k++)
         loss[k] = CE_FN(xent_index_row)(z[k], n, target[k], class_weight, label_smoothing,
                                         grad ? grad[k] : NULL, grad_scale[k],
-                                        k + 1 < rows ? z[k + 1] : NULL);
+                                        k + 1 < rows + after ? z[k + 1] : NULL);
 }
 
 /* y'_c = y_c(1-eps) + eps/C;  l = sum_c w_c y'_c (lse - z_c);
@@ -1535,7 +1573,8 @@ CE_INLINE void CE_FN(prefetch_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptr
  * And rank (NULL: none) gets each row's target rank (ce_target_ranks)
  * right after its group, while the rows are still in L1. */
 static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrdiff_t rows,
-                                                   ptrdiff_t n, const ptrdiff_t *target,
+                                                   ptrdiff_t after, ptrdiff_t n,
+                                                   const ptrdiff_t *target,
                                                    const double *class_weight,
                                                    double label_smoothing, CE_REAL *loss,
                                                    CE_REAL *rank)
@@ -1551,15 +1590,14 @@ static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrd
             ptrdiff_t count = rows - first < G ? rows - first : G;
             if (!CE_FN(worth_a_group)(count, n))
                 break;
-            ptrdiff_t ahead = first + G < rows ? rows - first - G : 0;
-            CE_FN(prefetch_rows)(z + first + G, ahead < G ? ahead : G, n);
             int special[G];
             if (n <= CE_LANES)
                 CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
                                               NULL, ones, loss + first, special);
             else
-                CE_FN(xent_index_group_medium)(z + first, count, n, target + first,
-                                               class_weight, NULL, ones, loss + first, special);
+                CE_FN(xent_index_group_medium)(z + first, count, CE_FN(rows_ahead)(first, rows + after),
+                                               n, target + first, class_weight, NULL, ones,
+                                               loss + first, special);
             for (ptrdiff_t k = first; k < first + count; k++)
                 if (special[k - first])
                     loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
@@ -1570,7 +1608,7 @@ static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrd
     }
     for (ptrdiff_t k = first; k < rows; k++) {
         loss[k] = CE_FN(xent_index_row)(z[k], n, target[k], class_weight, label_smoothing, NULL,
-                                        1.0, k + 1 < rows ? z[k + 1] : NULL);
+                                        1.0, k + 1 < rows + after ? z[k + 1] : NULL);
         if (rank)
             CE_FN(ce_target_ranks)(z + k, 1, n, target + k, rank + k);
     }

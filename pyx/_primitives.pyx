@@ -70,8 +70,8 @@ cdef extern from "crossent_rows_table.h" nogil:
         void (*ce_focal_block_f64)(const double *, const double *, const double *, const double *, double, double, double *, double *, double, ptrdiff_t)
         void (*ce_kl_div_block_f32)(const float *, const float *, const float *, const float *, int, float *, float *, double, ptrdiff_t)
         void (*ce_kl_div_block_f64)(const double *, const double *, const double *, const double *, int, double *, double *, double, ptrdiff_t)
-        void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
-        void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
+        void (*ce_softmax_xent_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, float **, const double *, float *)
+        void (*ce_softmax_xent_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double, double **, const double *, double *)
         void (*ce_nll_index_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, float **, const double *, float *)
         void (*ce_nll_index_rows_f64)(const double **, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const double *, double **, const double *, double *)
         void (*ce_softmax_rows_f32)(const float **, ptrdiff_t, ptrdiff_t, float **)
@@ -419,10 +419,10 @@ def softmax_xent_index_rows(variant, x, target, class_weight=None, label_smoothi
     cdef const double *GS = <const double *>_ptr(gs)
     cdef void *L = _ptr(losses)
     if _is32(xa):
-        t.ce_softmax_xent_index_rows_f32(<const float **>x_rows.p, rows, n, T, CW,
+        t.ce_softmax_xent_index_rows_f32(<const float **>x_rows.p, rows, 0, n, T, CW,
                                          label_smoothing, <float **>g_rows.p, GS, <float *>L)
     else:
-        t.ce_softmax_xent_index_rows_f64(<const double **>x_rows.p, rows, n, T, CW,
+        t.ce_softmax_xent_index_rows_f64(<const double **>x_rows.p, rows, 0, n, T, CW,
                                          label_smoothing, <double **>g_rows.p, GS, <double *>L)
     return losses, grad
 
