@@ -143,20 +143,20 @@ extern "C" {
       "z3, y3, class_weight, sample_weight2?, label_smoothing, z_loss, softcap, lse_out2?, "     \
       "losses_out2?, grad_out3?, grad_scale, n_threads, acc", CE_ROW_MATH)
 
-/* The loss-only kernels of crossent.evaluate: the index losses' sums as
- * their kernels give them without a gradient (the same bits), and with
- * ranks_out2 each row's target rank from the same pass over the row
- * (docs/kernels.md, "Evaluation"). */
+/* The loss-only kernels of crossent.evaluate: the index losses' sums (and
+ * per-sample losses in losses_out2) as their kernels give them without a
+ * gradient (the same bits), and with ranks_out2 each row's target rank from
+ * the same pass over the row (docs/kernels.md, "Evaluation"). */
 #define CE_EVAL_KERNELS(KERNEL)                                                                      \
     KERNEL(softmax_xent_index_eval, CE_ROWS,                                                         \
-      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
-      "n_threads, acc", CE_ROW_MATH)                                                            \
+      "z3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
+      "ranks_out2?, n_threads, acc", CE_ROW_MATH)                                               \
     KERNEL(categorical_xent_index_eval, CE_ROWS,                                                     \
-      "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, ranks_out2?, "  \
-      "n_threads, acc", CE_ROW_MATH)                                                            \
+      "p3, target2, class_weight, sample_weight2?, ignore_index, label_smoothing, losses_out2?, " \
+      "ranks_out2?, n_threads, acc", CE_ROW_MATH)                                               \
     KERNEL(nll_index_eval, CE_ROWS,                                                                  \
-      "x3, target2, class_weight, sample_weight2?, ignore_index, ranks_out2?, n_threads, acc",    \
-      CE_ROW_MATH)
+      "x3, target2, class_weight, sample_weight2?, ignore_index, losses_out2?, ranks_out2?, "     \
+      "n_threads, acc", CE_ROW_MATH)
 
 #define CE_KERNEL_ID(name, over, ...) CE_K_##name,
 enum ce_kernel_id { CE_KERNELS(CE_KERNEL_ID) CE_N_KERNELS };

@@ -885,6 +885,82 @@ static PyObject *ce_py_set_simd(PyObject *self, PyObject *variant)
     Py_RETURN_NONE;
 }
 
+/* Sets of bins a float32 value may go to (by its index): consecutive values
+ * of one exponent then add into different bins, not one chain of additions
+ * through memory. */
+#define CE_EXACT_BIN_SETS 4
+
+/* The signed mantissa sums of n finite float32 values by biased exponent
+ * (subnormals with exponent 1): x = +-M * 2**(E - 150), M < 2**24. */
+static void ce_exact_bins_f32(const uint32_t *bits, npy_intp n, int64_t *bins)
+{
+    int64_t sets[CE_EXACT_BIN_SETS][256] = {{0}};
+    for (npy_intp i = 0; i < n; i++) {
+        uint32_t b = bits[i], e = (b >> 23) & 0xFF;
+        int64_t m = (int64_t)((b & 0x7FFFFF) | (e != 0 ? 0x800000u : 0u));
+        sets[i % CE_EXACT_BIN_SETS][e != 0 ? e : 1] += (b >> 31) ? -m : m;
+    }
+    for (int e = 0; e < 256; e++)
+        for (int s = 0; s < CE_EXACT_BIN_SETS; s++)
+            bins[e] += sets[s][e];
+}
+
+/* The same for float64, x = +-M * 2**(E - 1075), M < 2**53 split into its
+ * high 27 and low 26 bits: high[E] and low[E]. */
+static void ce_exact_bins_f64(const uint64_t *bits, npy_intp n, int64_t *high, int64_t *low)
+{
+    for (npy_intp i = 0; i < n; i++) {
+        uint64_t b = bits[i], e = (b >> 52) & 0x7FF;
+        uint64_t m = (b & ((UINT64_C(1) << 52) - 1)) | (e != 0 ? UINT64_C(1) << 52 : 0);
+        int64_t h = (int64_t)(m >> 26), l = (int64_t)(m & ((UINT64_C(1) << 26) - 1));
+        e = e != 0 ? e : 1;
+        high[e] += (b >> 63) ? -h : h;
+        low[e] += (b >> 63) ? -l : l;
+    }
+}
+
+/* exact_bins(x): the exact sum of a contiguous 1-D float32 or float64 array
+ * of finite values as integer sums by binary exponent, for
+ * crossent/_exactsum.py: int64 (256,) of the float32 mantissas, or (2, 2048)
+ * of the float64 mantissas' high and low parts.  Exact for up to 2**36
+ * values (each sum stays below 2**63). */
+static PyObject *ce_py_exact_bins(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyArrayObject *x, *bins;
+    npy_intp n, dims[2] = {2, 2048};
+    int f32;
+    (void)self;
+    if (nargs != 1 || !PyArray_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "exact_bins(): expected one ndarray");
+        return NULL;
+    }
+    x = (PyArrayObject *)args[0];
+    f32 = PyArray_TYPE(x) == NPY_FLOAT;
+    if (PyArray_NDIM(x) != 1 || !PyArray_IS_C_CONTIGUOUS(x) || !PyArray_ISNOTSWAPPED(x)
+        || (!f32 && PyArray_TYPE(x) != NPY_DOUBLE)) {
+        PyErr_SetString(PyExc_ValueError, "exact_bins(): x must be a contiguous 1-D float32 or float64 array");
+        return NULL;
+    }
+    n = PyArray_DIM(x, 0);
+    if (n > ((npy_intp)1 << 36)) {
+        PyErr_SetString(PyExc_ValueError, "exact_bins(): more than 2**36 values");
+        return NULL;
+    }
+    if (f32)
+        dims[0] = 256;
+    bins = (PyArrayObject *)PyArray_ZEROS(f32 ? 1 : 2, dims, NPY_INT64, 0);
+    if (bins == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (f32)
+        ce_exact_bins_f32((const uint32_t *)PyArray_DATA(x), n, (int64_t *)PyArray_DATA(bins));
+    else
+        ce_exact_bins_f64((const uint64_t *)PyArray_DATA(x), n, (int64_t *)PyArray_DATA(bins),
+                          (int64_t *)PyArray_DATA(bins) + 2048);
+    Py_END_ALLOW_THREADS
+    return (PyObject *)bins;
+}
+
 #define CE_PY_KERNEL_METHOD(name, over, signature, ...)                                              \
     {#name, (PyCFunction)(void (*)(void))ce_py_kernel_##name, METH_FASTCALL,                    \
      #name "(" signature ")\n\nThe kernel " #name " of docs/kernels.md ('?': may be None)."},
@@ -905,6 +981,8 @@ static PyMethodDef ce_py_methods[] = {
                  "fast_elementwise(kernel, x, y, weight, pos_weight, sample_weight, label_smoothing, alpha, "
                  "gamma, log_target, divisor, return_grad, n_threads)\n\nAn elementwise loss in one call, "
                  "or None (docs/kernels.md)."),
+    CE_PY_METHOD(exact_bins, "exact_bins(x)\n\nThe exact sum of the finite values of a contiguous 1-D float32 "
+                             "or float64 x, as int64 sums of their mantissas by exponent (crossent/_exactsum.py)."),
     {"info", ce_py_info, METH_NOARGS,
      "info()\n--\n\nThe SIMD variant in use and those available, OpenMP, build flags, threads, binding."},
     {"set_simd", ce_py_set_simd, METH_O,

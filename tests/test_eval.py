@@ -332,7 +332,7 @@ def test_label_out_of_range_names_its_row_in_the_whole_file(capsys, tmp_path, go
 def test_label_out_of_range_is_caught_before_any_kernel_reads_it(tmp_path, monkeypatch):
     pred, labels = inputs("cross_entropy", np.random.default_rng(14))
     labels[-1] = -7
-    monkeypatch.setattr(_eval, "chunk_sums", lambda *a, **k: pytest.fail("kernel ran"))
+    monkeypatch.setattr(_eval, "chunk_partial", lambda *a, **k: pytest.fail("kernel ran"))
     with pytest.raises(ValueError, match=f"row {N_ROWS - 1}"):
         crossent.evaluate("cross_entropy", pred, labels, chunk_rows=N_ROWS * 2)
 

@@ -170,13 +170,24 @@ def test_eval_kernels_give_the_loss_kernels_bits_and_the_reference_ranks(loss, d
             try:
                 ranks = np.empty(t2.shape, dtype)
                 total = getattr(module, kernel + "_eval")(z3, t2, None, None, -100, *smoothing,
-                                                          ranks, 1, 0.0)
+                                                          None, ranks, 1, 0.0)
                 plain = getattr(module, kernel)(z3, t2, None, None, -100, *smoothing, None,
                                                 None, 1.0, 1, 0.0)
+                # With the per-sample losses (what a partial sums): the same ones.
+                losses, ranks_too = np.empty(t2.shape, dtype), np.empty(t2.shape, dtype)
+                total_too = getattr(module, kernel + "_eval")(z3, t2, None, None, -100,
+                                                              *smoothing, losses, ranks_too, 1,
+                                                              0.0)
+                plain_losses = np.empty(t2.shape, dtype)
+                getattr(module, kernel)(z3, t2, None, None, -100, *smoothing, plain_losses,
+                                        None, 1.0, 1, 0.0)
             finally:
                 module.set_simd(saved)
             assert np.array_equal(ranks, expected_ranks, equal_nan=True), (module.NAME, classes)
-            assert total == plain or (math.isnan(total) and math.isnan(plain))
+            assert np.array_equal(ranks_too, expected_ranks, equal_nan=True)
+            assert np.array_equal(losses, plain_losses, equal_nan=True), (module.NAME, classes)
+            for got in (total, total_too):
+                assert got == plain or (math.isnan(got) and math.isnan(plain))
 
 
 def test_ranks_of_a_strided_class_axis(backend):
@@ -317,3 +328,31 @@ def test_a_middle_class_axis_with_sample_weights(backend):
     for name, k in (("accuracy", 1), ("top3", 3)):
         expected = sklearn_top_k(rows, t.ravel(), k, sample_weight=weights)
         assert got[name] == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("loss", RANKED)
+def test_a_partial_with_ranks_is_the_partial_without(loss, backend):
+    """The metrics' ranks come from the partial's own kernel call (the
+    evaluation kernel): the partial is the same, ignored rows, weights and
+    NaN rows included."""
+    from crossent._partial import partial_and_ranks
+    rng = np.random.default_rng(8)
+    pred, target = multiclass_data(loss, rng, rows=300, classes=40, dtype=np.float32)
+    pred[7, 3] = np.nan
+    target[::11] = -100
+    options = {"weight": rng.random(40) + 0.5, "sample_weight": rng.random(300).astype(np.float32)}
+    partial, ranks, _ = partial_and_ranks(loss, pred, target, backend, 2, options, True)
+    assert partial == crossent.loss_partial(loss, pred, target, backend=backend, n_threads=2,
+                                            **options)
+    expected = _reference.target_ranks(pred[None], target[None], -100)[0]
+    assert np.array_equal(ranks, expected, equal_nan=True)
+
+
+def test_ranks_need_class_index_targets(backend):
+    from crossent._partial import partial_and_ranks
+    pred = np.random.default_rng(9).random((20, 4))
+    soft = pred / pred.sum(axis=1, keepdims=True)
+    with pytest.raises(ValueError, match="class-index targets"):
+        partial_and_ranks("cross_entropy", pred, soft, backend, 1, {}, True)
+    with pytest.raises(ValueError, match="class-index targets"):
+        crossent.evaluate("cross_entropy", pred, soft, metrics="top2", backend=backend)

@@ -321,3 +321,22 @@ def test_every_simd_variant_gives_the_same_partial(compiled_backend, loss):
     finally:
         module.set_simd(best)
     assert len(set(partials.values())) == 1 and partials[best] == list(partials.values())[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_exact_bins_give_the_numpy_sum(dtype, monkeypatch):
+    """The compiled exact_bins and the NumPy bincount path are the same
+    exact int, over signs, subnormals, zeros and a wide range of exponents."""
+    from crossent import _exactsum
+    if _exactsum._compiled_bins() is None:
+        pytest.skip("no compiled backend")
+    rng = np.random.default_rng(21)
+    info = np.finfo(dtype)
+    values = (rng.standard_normal(50_000) * np.exp2(rng.integers(-60, 60, 50_000))).astype(dtype)
+    values[:8] = [0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal, info.max,
+                  -info.max, info.tiny, 1.0]
+    compiled = _exactsum.ExactSum.of(values)
+    monkeypatch.setattr(_exactsum, "_compiled_bins", lambda: None)
+    assert compiled == _exactsum.ExactSum.of(values)
+    exact = sum(Fraction(float(v)) for v in values.tolist())
+    assert compiled.units == exact * 2**_exactsum.UNIT_BITS

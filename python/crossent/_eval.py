@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _backends
-from ._metrics import MetricSums, chunk_sums, parse_metrics
+from ._metrics import MetricSums, chunk_partial, parse_metrics
 from ._readers import InMemory, open_operand
 
 # Predictions read per chunk when ``chunk_rows`` is not given: large enough
@@ -338,7 +338,6 @@ def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scal
     samples, chunks).  ``class_axis`` is None for an elementwise loss;
     ``check_labels``: the target holds class indices, checked here first."""
     from . import _api
-    from ._partial import loss_partial
     total, samples, chunks = None, 0, 0
     bounds = [(None, None)] if cut.axis is None else [
         (start, min(start + length, cut.length)) for start in range(0, max(cut.length, 1), length)]
@@ -351,12 +350,8 @@ def _run_chunks(loss, mean, backend, n_threads, sources, axes, cut, length, scal
                           start or 0, sources["target"].label, backend)
         kwargs = {**scalars, **{k: v for k, v in views.items() if k not in ("pred", "target")}}
         try:
-            partial = loss_partial(loss, views["pred"], views["target"], backend=backend,
-                                   n_threads=n_threads, **kwargs)
-            if metric_sums.names:
-                chunk_sums(loss, views["pred"], views["target"], metric_sums,
-                           acc=(0.0, 0.0), mean=mean, backend=backend,
-                           n_threads=n_threads, **kwargs)
+            partial = chunk_partial(loss, views["pred"], views["target"], metric_sums,
+                                    backend=backend, n_threads=n_threads, **kwargs)
         except (ValueError, TypeError) as exc:
             raise type(exc)(_in_context(str(exc), sources, cut, start, stop)) from None
         total = partial if total is None else total.merge(partial)

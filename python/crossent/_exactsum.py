@@ -7,11 +7,13 @@ Adding ints is exact, so the sum of many values does not depend on their
 order or on how they were grouped, and it is rounded to float64 once, when
 asked (Python's int/int division is correctly rounded).
 
-Vectorised: each value is split into an exponent and an integer mantissa
-by its bits (a float64's 53-bit mantissa in two halves of at most 27
-bits); ``np.bincount`` adds the mantissas of equal exponent in float64,
-exactly as long as fewer than 2**26 values share one call; the few
-non-empty exponent bins are then shifted into the int.
+Each value is split into an exponent and an integer mantissa by its bits
+(a float64's 53-bit mantissa in two halves of at most 27 bits), and the
+mantissas of equal exponent are added in int64 by a compiled backend's
+``exact_bins`` (csrc/crossent_pybind.h), or, without one, by
+``np.bincount`` in float64, exactly as long as fewer than 2**26 values
+share one call; the few non-empty exponent bins are then shifted into the
+int.  Both give the same int.
 """
 import math
 
@@ -24,6 +26,9 @@ UNIT_BITS = 1127
 # Values per slice: few enough that the temporaries stay in cache (and far
 # below the 2**26 values per bincount that keep its float64 sums exact).
 _SLICE = 1 << 16
+# Values per call of a compiled exact_bins (whose int64 sums stay exact for
+# 2**36 values).
+_COMPILED_SLICE = 1 << 32
 _FLOAT32_BINS = 256
 _FLOAT64_BINS = 2048
 
@@ -62,6 +67,11 @@ class ExactSum:
                 self.pos_inf |= bool((odd == np.inf).any())
                 self.neg_inf |= bool((odd == -np.inf).any())
                 flat = flat[finite]
+        compiled = _compiled_bins()
+        if compiled is not None:
+            for start in range(0, flat.size, _COMPILED_SLICE):
+                self.units += _units_of_bins(compiled(flat[start:start + _COMPILED_SLICE]))
+            return self
         units_of = _float32_units if dtype == np.float32 else _float64_units
         for start in range(0, flat.size, _SLICE):
             self.units += units_of(flat[start:start + _SLICE])
@@ -107,6 +117,29 @@ class ExactSum:
 
     def __repr__(self):
         return f"ExactSum({self.value()!r})"
+
+
+def _compiled_bins():
+    """The ``exact_bins`` of a compiled backend, or None (NumPy only)."""
+    from . import _backends
+    for name in _backends.backends():
+        bins = getattr(_backends.module(name), "exact_bins", None)
+        if bins is not None:
+            return bins
+    return None
+
+
+def _units_of_bins(bins):
+    """Σ in units of 2**-UNIT_BITS of ``exact_bins``'s sums by exponent."""
+    total = 0
+    if bins.ndim == 1:      # float32: M * 2**(E - 150)
+        for b in np.flatnonzero(bins).tolist():
+            total += int(bins[b]) << (b - 150 + UNIT_BITS)
+        return total
+    high, low = bins        # float64: (high * 2**26 + low) * 2**(E - 1075)
+    for b in np.flatnonzero((high != 0) | (low != 0)).tolist():
+        total += ((int(high[b]) << 26) + int(low[b])) << (b - 1075 + UNIT_BITS)
+    return total
 
 
 def _float32_units(flat):

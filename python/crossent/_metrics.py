@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from . import _api, _backends
+from . import _api
 from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
 from ._reference import ordered_sum
 from ._validate import class_weight as _class_weight
@@ -163,43 +163,29 @@ class MetricSums:
         return values
 
 
-def chunk_sums(loss, pred, target, metric_sums, *, acc, mean, backend, n_threads, **kwargs):
-    """:func:`crossent._api.loss_sums` of one chunk, through the loss-only
-    evaluation kernel where the loss has one (the same bits), feeding
-    ``metric_sums`` from the same pass."""
-    module = _backends.module(backend)
-    plan = _api._PLANNERS[loss](module, pred, target, reduction=mean, **kwargs)
-    n_threads = _backends.resolve_n_threads(n_threads)
-    kernel = getattr(module, plan.kernel + "_eval", None)
-    if metric_sums.wants_ranks and kernel is None:
+def chunk_partial(loss, pred, target, metric_sums, *, backend, n_threads, **kwargs):
+    """:func:`crossent.loss_partial` of one chunk, feeding ``metric_sums``:
+    the target ranks come from the partial's own kernel call (the loss's
+    evaluation kernel, the same per-sample losses), so the chunk is read
+    once."""
+    from ._partial import partial_and_ranks
+    if metric_sums.wants_ranks and loss in RANKED_LOSSES and np.ndim(target) == np.ndim(pred):
         raise ValueError(f"metrics: {', '.join(n for n in metric_sums.names if top_k(n))} "
                          f"need class-index targets (got probabilities of shape "
                          f"{np.shape(target)})")
-    if kernel is None or plan.pred.size == 0:
-        total, denominator = _api._sums(plan, module, n_threads, None, None, acc)
-    else:
-        ranks = np.empty(plan.lead_shape, plan.dtype) if metric_sums.wants_ranks else None
-        inputs, ranks_v, _ = _api._fold_outputs(plan, ranks, None)
-        if kwargs.get("weight") is None and plan.inputs[2] is None:
-            # Unweighted: the mean divides by the rows kept, an exact count
-            # (index_weight_sum's block sums of 0/1 are exact too, so the
-            # same bits), without waking the threads for a second kernel.
-            ignore_index = kwargs.get("ignore_index", -100)
-            denominator = acc[1] + float(np.count_nonzero(plan.inputs[1] != ignore_index))
-        else:
-            denominator = plan.denominator(module, n_threads, inputs, acc[1])
-        total = kernel(*plan.make_args(inputs), ranks_v, n_threads, acc[0])
-        if ranks is not None:
-            n_classes = plan.pred.shape[plan.axis]
-            metric_sums.n_classes = n_classes
-            if plan.dtype == np.float32 and n_classes > _FLOAT32_EXACT:
-                raise ValueError(f"metrics: target ranks among {n_classes} classes need "
-                                 f"float64 predictions (float32 counts exactly to 2**24)")
-            metric_sums.add_ranks(ranks, plan.inputs[1],
-                                  _class_weight(kwargs.get("weight"), n_classes),
-                                  plan.inputs[2], kwargs.get("ignore_index", -100))
+    partial, ranks, plan = partial_and_ranks(loss, pred, target, backend, n_threads, kwargs,
+                                             metric_sums.wants_ranks)
+    if ranks is not None:
+        n_classes = plan.pred.shape[plan.axis]
+        metric_sums.n_classes = n_classes
+        if plan.dtype == np.float32 and n_classes > _FLOAT32_EXACT:
+            raise ValueError(f"metrics: target ranks among {n_classes} classes need "
+                             f"float64 predictions (float32 counts exactly to 2**24)")
+        metric_sums.add_ranks(ranks, plan.inputs[1],
+                              _class_weight(kwargs.get("weight"), n_classes),
+                              plan.inputs[2], kwargs.get("ignore_index", -100))
     if metric_sums.binary:
         metric_sums.add_binary(plan.inputs[0], plan.inputs[1], plan.inputs[2],
                                plan.inputs[-1], loss == "binary_cross_entropy_with_logits",
                                backend, n_threads)
-    return _api.LossSums(total, denominator, plan.dtype, module.NAME)
+    return partial

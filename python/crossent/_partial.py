@@ -59,6 +59,14 @@ def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options)
     >>> q = crossent.loss_partial("cross_entropy", logits[500:], labels[500:])
     >>> (p + q).result("mean")    # the loss of all the rows
     """
+    return partial_and_ranks(name, pred, target, backend, n_threads, options, False)[0]
+
+
+def partial_and_ranks(name, pred, target, backend, n_threads, options, with_ranks):
+    """(:func:`loss_partial`'s partial, each sample's target rank or None,
+    the loss's plan).  with_ranks: the ranks come from the loss's own kernel
+    call, its evaluation kernel (``*_eval``, the same per-sample losses),
+    which a loss with class-index targets has; ValueError for the others."""
     from . import _api
     if name not in _api.LOSSES:
         raise ValueError(f"name: expected one of {', '.join(_api.LOSSES)}, got {name!r}")
@@ -68,10 +76,23 @@ def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options)
     plan = _api._PLANNERS[name](module, pred, target, reduction="none", **options)
     n_threads = _backends.resolve_n_threads(n_threads)
     losses = np.empty(plan.lead_shape, plan.dtype)
-    _api._sums(plan, module, n_threads, losses, None)
+    ranks = None
+    if not with_ranks:
+        _api._sums(plan, module, n_threads, losses, None)
+    else:
+        kernel = getattr(module, plan.kernel + "_eval", None)
+        if kernel is None:
+            raise ValueError(f"ranks: {name} with targets of shape {np.shape(target)} has none "
+                             f"(they need class-index targets)")
+        ranks = np.empty(plan.lead_shape, plan.dtype)
+        if plan.pred.size:
+            folded = _api.fold(plan.lead_shape, plan.inputs + [losses, ranks],
+                               inputs_ok_to_copy=range(len(plan.inputs)))
+            kernel(*plan.make_args(folded[:-2]), *folded[-2:], n_threads, 0.0)
     denominators, samples = _denominators(name, plan, options)
-    return LossPartial(name, plan.dtype.name, _fingerprint(name, options, plan.pred.ndim),
-                       ExactSum.of(losses), denominators, samples)
+    partial = LossPartial(name, plan.dtype.name, _fingerprint(name, options, plan.pred.ndim),
+                          ExactSum.of(losses), denominators, samples)
+    return partial, ranks, plan
 
 
 class LossPartial:

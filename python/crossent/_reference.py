@@ -517,24 +517,24 @@ def _write_ranks(ranks_out2, x3, target2, ignore_index):
 
 
 def softmax_xent_index_eval(z3, target2, class_weight, sample_weight2, ignore_index,
-                            label_smoothing, ranks_out2, n_threads, acc):
+                            label_smoothing, losses_out2, ranks_out2, n_threads, acc):
     _write_ranks(ranks_out2, z3, target2, ignore_index)
     return softmax_xent_index(z3, target2, class_weight, sample_weight2, ignore_index,
-                              label_smoothing, None, None, 1.0, n_threads, acc)
+                              label_smoothing, losses_out2, None, 1.0, n_threads, acc)
 
 
 def categorical_xent_index_eval(p3, target2, class_weight, sample_weight2, ignore_index,
-                                label_smoothing, ranks_out2, n_threads, acc):
+                                label_smoothing, losses_out2, ranks_out2, n_threads, acc):
     _write_ranks(ranks_out2, p3, target2, ignore_index)
     return categorical_xent_index(p3, target2, class_weight, sample_weight2, ignore_index,
-                                  label_smoothing, None, None, 1.0, n_threads, acc)
+                                  label_smoothing, losses_out2, None, 1.0, n_threads, acc)
 
 
-def nll_index_eval(x3, target2, class_weight, sample_weight2, ignore_index, ranks_out2,
-                   n_threads, acc):
+def nll_index_eval(x3, target2, class_weight, sample_weight2, ignore_index, losses_out2,
+                   ranks_out2, n_threads, acc):
     _write_ranks(ranks_out2, x3, target2, ignore_index)
-    return nll_index(x3, target2, class_weight, sample_weight2, ignore_index, None, None, 1.0,
-                     n_threads, acc)
+    return nll_index(x3, target2, class_weight, sample_weight2, ignore_index, losses_out2, None,
+                     1.0, n_threads, acc)
 
 
 # ------------------------------------------- 2-byte predictions (float16, bfloat16)
