@@ -4,8 +4,11 @@ peak memory, float32.
     python benchmarks/bench_linear_ce.py [--threads 2] [--repeat 3] [--cases 0,1,2]
                                          [--memory] [--json PATH]
 
-Each case is timed five ways in the same run, the methods alternated within
-each repeat (median of the repeats):
+Each case is timed five ways in the same run, each method in a process of
+its own (one warm-up, then --repeat timed calls; the median): in one
+process, the thread pools of torch (OpenMP), JAX (XLA) and OpenBLAS spin
+after their calls and take the CPU from the next method's threads, which
+doubled the GEMMs' time on a 2-core machine.  The methods:
   crossent      crossent.linear_cross_entropy(..., return_grad=True)
   gemm floor    the three GEMMs alone (np.matmul: logits, dh, dW)
   torch mat.    F.linear + F.cross_entropy + backward
@@ -106,22 +109,36 @@ def _fits(method, n, v):
     return (1 if method == "gemm" else 3) * n * v * 4 < available / 2
 
 
-def time_case(n, d, v, threads, repeat, methods=METHODS):
+def _time_child(method, n, d, v, threads, repeat):
+    """In this (fresh) process: the seconds of `repeat` calls after a
+    warm-up (None when the method is not available)."""
     h, w, t = _inputs(n, d, v)
-    runners = {}
-    for method in methods:
-        if _fits(method, n, v):
-            runner = make_runner(method, h, w, t, threads)
-            if runner is not None:
-                runner()  # warm-up
-                runners[method] = runner
-    times = {method: [] for method in runners}
+    runner = make_runner(method, h, w, t, threads)
+    if runner is None:
+        print(json.dumps(None))
+        return
+    runner()  # warm-up
+    times = []
     for _ in range(repeat):
-        for method, runner in runners.items():
-            start = time.perf_counter()
-            runner()
-            times[method].append(time.perf_counter() - start)
-    return {method: sorted(ts)[len(ts) // 2] for method, ts in times.items()}
+        start = time.perf_counter()
+        runner()
+        times.append(time.perf_counter() - start)
+    print(json.dumps(times))
+
+
+def time_case(n, d, v, threads, repeat, methods=METHODS):
+    """{method: median seconds}, each method timed in a process of its own."""
+    medians = {}
+    for method in methods:
+        if not _fits(method, n, v):
+            continue
+        out = subprocess.run([sys.executable, __file__, "--time-child", method, str(n), str(d),
+                              str(v), str(threads), str(repeat)],
+                             capture_output=True, text=True, check=True)
+        times = json.loads(out.stdout.strip().splitlines()[-1])
+        if times is not None:
+            medians[method] = sorted(times)[len(times) // 2]
+    return medians
 
 
 def _status_bytes(field):
@@ -188,7 +205,12 @@ def main():
                         help="a subset of " + ",".join(METHODS))
     parser.add_argument("--json")
     parser.add_argument("--peak-child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--time-child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_child:
+        method, *numbers = args.time_child
+        _time_child(method, *map(int, numbers))
+        return
     if args.peak_child:
         method, *numbers = args.peak_child
         _peak_child(method, *map(int, numbers))

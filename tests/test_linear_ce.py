@@ -209,6 +209,23 @@ def test_same_bits_from_call_to_call_and_for_every_n_threads(backend, soft):
     assert all(r == results[0] for r in results)
 
 
+def test_the_blas_keeps_its_thread_count(backend):
+    """linear_cross_entropy leaves NumPy's BLAS as it found it: a thread
+    count left at 1 would make every later GEMM of the process single-threaded."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(8)
+    h, w, b, target = _problem(rng, np.float32, n=400, d=64, v=900, soft=False)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [p["num_threads"] for p in threadpoolctl.threadpool_info()
+                  if p["user_api"] == "blas"]
+        for n_threads in (2, 1, 2):
+            crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                          chunk_size=16, n_threads=n_threads, backend=backend)
+        after = [p["num_threads"] for p in threadpoolctl.threadpool_info()
+                 if p["user_api"] == "blas"]
+    assert before and after == before
+
+
 def test_default_chunk_size_bounds_extra_memory():
     n, v, d = 8192, 128256, 256
     rows = default_chunk_size(n, v, d, np.float32)

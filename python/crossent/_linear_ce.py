@@ -39,10 +39,10 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 def _load_cblas_gemm():
-    """{dtype: gemm} (and "set_local_threads") from the BLAS NumPy ships (its bundled OpenBLAS), for the
-    one product np.matmul cannot do: C += AᵀB (beta = 1) into dW.  Empty when
-    that library is not found (another NumPy build); then dW is accumulated
-    through a small buffer."""
+    """{dtype: gemm} from the BLAS NumPy ships (its bundled OpenBLAS), for
+    the one product np.matmul cannot do: C += AᵀB (beta = 1) into dW.  Empty
+    when that library is not found (another NumPy build); then dW is
+    accumulated through a small buffer."""
     libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     found = {}
     for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
@@ -50,10 +50,6 @@ def _load_cblas_gemm():
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        local_threads = getattr(library, "openblas_set_num_threads_local", None)
-        if local_threads is not None:
-            local_threads.argtypes, local_threads.restype = [ctypes.c_int], ctypes.c_int
-            found["set_local_threads"] = local_threads
         for stem, int_type in (("scipy_cblas_{}gemm64_", ctypes.c_int64),
                                ("scipy_cblas_{}gemm", ctypes.c_int)):
             for letter, real, dtype in (("s", ctypes.c_float, np.float32),
@@ -68,36 +64,6 @@ def _load_cblas_gemm():
         if len(found) > 1:
             break
     return found
-
-
-_POOL = None
-
-
-def _dh_rows(g, w, out, n_threads):
-    """out = g @ w.  OpenBLAS's threaded GEMM of a chunk's shape (few rows,
-    a contraction over all V classes) synchronises its threads once per block
-    of the contraction and ran 1–4× slower than one thread on a shared
-    machine (docs/performance.md); so with threads to spare the rows are
-    split between pool threads, each running a one-thread GEMM (each entry
-    is the same dot product either way)."""
-    global _POOL
-    set_local = _GEMM.get("set_local_threads")
-    m = g.shape[0]
-    if set_local is None or n_threads < 2 or m < 2 * n_threads:
-        np.matmul(g, w, out=out)
-        return
-    if _POOL is None or _POOL._max_workers < n_threads:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="crossent-dh")
-
-    def part(bounds):
-        previous = set_local(1)
-        try:
-            np.matmul(g[bounds[0]:bounds[1]], w, out=out[bounds[0]:bounds[1]])
-        finally:
-            set_local(previous)
-    edges = np.linspace(0, m, n_threads + 1).astype(int)
-    list(_POOL.map(part, zip(edges[:-1], edges[1:])))
 
 
 _GEMM = None
@@ -292,10 +258,10 @@ def _run(p, module, n_threads, return_grad, return_lse, acc=0.0):
         if not return_grad:
             continue
         if compact:
-            _dh_rows(logits, p.w, dh_buffer[:m], n_threads)
+            np.matmul(logits, p.w, out=dh_buffer[:m])
             dh[rows] = dh_buffer[:m]
         else:
-            _dh_rows(logits, p.w, dh[first:first + m], n_threads)
+            np.matmul(logits, p.w, out=dh[first:first + m])
         _accumulate_gt_h(logits, hc, dw, dw_scratch)
         if db is not None:
             db += np.matmul(ones[:m], logits, out=column_sums)
@@ -397,10 +363,8 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
         Rows per chunk.  Default: as many as fit in 1/16 of one N × V
         float32 matrix (the logits buffer and the chunk's rows of h and dh).
     backend, n_threads
-        The row kernel's backend and threads; with NumPy's OpenBLAS the rows
-        of the dh GEMM are also split between ``n_threads`` threads, each a
-        one-thread GEMM.  The logits and dW GEMMs run on the BLAS's own
-        threads (OPENBLAS_NUM_THREADS, threadpoolctl).
+        The row kernel's backend and threads.  The GEMMs run on the BLAS's
+        own threads (OPENBLAS_NUM_THREADS, threadpoolctl).
 
     Returns
     -------
