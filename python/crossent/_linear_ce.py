@@ -373,8 +373,8 @@ linear_cross_entropy.__doc__ = """Softmax cross-entropy of a linear layer's logi
 
     Determinism: for a fixed ``chunk_size`` and BLAS thread count the bits
     never change from call to call, and do not depend on ``n_threads`` (the
-    row kernel's bits never do, and splitting the dh GEMM by rows leaves
-    each entry the same dot product; tests/test_linear_ce.py checks both).
+    row kernel's bits never do, and the GEMMs run on the BLAS's own threads;
+    tests/test_linear_ce.py checks both).
     The BLAS may sum in another order for another BLAS thread count or
     chunk size, which moves the results by float rounding only.
 
