@@ -382,12 +382,11 @@ static int CE_T(ce_eval_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_
 }
 
 /* Rows with class-index targets that ce_plain_index_block can take: one
- * leading index, rows used in place, no sample weights, no per-row losses. */
+ * leading index, rows used in place, no sample weights. */
 static int CE_T(ce_plain_index_rows)(const ce_call *c)
 {
     return ce_is_index_kernel(c->kernel) && c->op[CE_X].shape[0] == 1 && c->stage_x < 0 && c->stage_out < 0
-           && c->op[CE_SAMPLE_WEIGHT].data == NULL && c->op[CE_LOSSES].data == NULL
-           && !ce_is_logit_transform_kernel(c->kernel);
+           && c->op[CE_SAMPLE_WEIGHT].data == NULL && !ce_is_logit_transform_kernel(c->kernel);
 }
 
 /* ce_one_row (softmax_xent_index: ce_xent_index_tile) for the rows of
@@ -396,7 +395,7 @@ static int CE_T(ce_plain_index_rows)(const ce_call *c)
  * operands, a weight of 1 leaving a row's loss and gradient scale as they
  * are.  Returns 1 when it also wrote the rows' ranks (an evaluation
  * kernel's ranks_out2, see ce_rank_rows), else 0. */
-static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
+static int CE_T(ce_plain_index_losses)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
 {
     const ce_operand *xo = &c->op[CE_X], *oo = &c->op[CE_OUT], *to = &c->op[CE_TARGET];
     ptrdiff_t n = c->n_classes, kept = 0;
@@ -444,6 +443,18 @@ static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff
         for (ptrdiff_t j = 0; j < kept; j++)
             losses[kept_rows[j]] = row_losses[j];
     return 0;
+}
+
+/* ce_plain_index_losses, and the block's losses stored in losses_out2
+ * when the call has it (one leading index: row first + i is (0, first + i)). */
+static int CE_T(ce_plain_index_block)(const ce_call *c, ptrdiff_t first, ptrdiff_t n_rows, F *losses)
+{
+    const ce_operand *lo = &c->op[CE_LOSSES];
+    int ranked = CE_T(ce_plain_index_losses)(c, first, n_rows, losses);
+    if (lo->data != NULL)
+        for (ptrdiff_t i = 0; i < n_rows; i++)
+            *(F *)(lo->data + (first + i) * lo->strides[1]) = losses[i];
+    return ranked;
 }
 
 /* softmax, log_softmax or logsumexp rows that ce_plain_activation_block can

@@ -847,6 +847,36 @@ CE_INLINE void CE_FN(prefetch_next_group)(const CE_REAL *const *next, ptrdiff_t 
         __builtin_prefetch(next[k] + n - 1);
 }
 
+/* ce_target_ranks of a group's rows from their transposition (target[k]
+ * the target of lane k): vertical compares and counts, before the exps
+ * overwrite the entries.  A row holding a NaN gets garbage here: it is a
+ * special row (group_exp_sums), which the caller ranks by ce_target_ranks. */
+CE_INLINE void CE_FN(group_ranks)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t n, const ptrdiff_t *target,
+                                  CE_REAL *rank)
+{
+    enum { G = CE_ROW_GROUP };
+    /* Counts and indices in the entries' own type (exact: n <= 160), so
+     * that every select has one width and the lane loop vectorises. */
+    CE_REAL at_target[G], before[G], above[G];
+    for (int k = 0; k < G; k++) {
+        at_target[k] = zt[target[k]][k];
+        before[k] = (CE_REAL)target[k];
+        above[k] = 0;
+    }
+    for (ptrdiff_t c = 0; c < n; c++) {
+        CE_REAL index = (CE_REAL)c;
+        CE_NO_UNROLL
+        for (int k = 0; k < G; k++) {
+            CE_REAL v = zt[c][k], one = 1, zero = 0;
+            CE_REAL tie = index < before[k] ? one : zero;
+            CE_REAL hit = v > at_target[k] ? one : (v == at_target[k] ? tie : zero);
+            above[k] += hit;
+        }
+    }
+    for (int k = 0; k < G; k++)
+        rank[k] = above[k];
+}
+
 /* The first steps of the softmax row functions (row_shift, then
  * sum_exp_loop) for a group of up to CE_ROW_GROUP rows of n entries,
  * transposed into zt (n rows of CE_ROW_GROUP): lane k of every vector is
@@ -860,7 +890,8 @@ CE_INLINE void CE_FN(prefetch_next_group)(const CE_REAL *const *next, ptrdiff_t 
  * here are garbage). */
 CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_rows,
                                      const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
-                                     ptrdiff_t n, CE_REAL *shift, double *sum, int *special)
+                                     ptrdiff_t n, const ptrdiff_t *target, CE_REAL *rank,
+                                     CE_REAL *shift, double *sum, int *special)
 {
     /* n <= zt_rows (the caller's promise), stated so that the compiler
      * drops the loops over c >= CE_LANES from the short rows' copy. */
@@ -874,6 +905,8 @@ CE_INLINE void CE_FN(group_exp_sums)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt_r
     for (int k = 0; k < G; k++)
         rows[k] = z[k < count ? k : 0];
     CE_FN(transpose_in)(zt, rows, n);
+    if (rank != NULL)
+        CE_FN(group_ranks)(zt, n, target, rank);
     /* ce_row_max: max_chunk on one padded chunk, then the lane tree.  A
      * padding lane (j >= n) holds max -inf, which leaves the lane it is
      * folded into as it is: the tree skips them.  Without the row max's
@@ -958,13 +991,12 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
                                        ptrdiff_t n,
                                        const ptrdiff_t *target, const double *class_weight,
                                        CE_REAL *const *grad, const double *grad_scale,
-                                       CE_REAL *loss, int *special)
+                                       CE_REAL *loss, CE_REAL *rank, int *special)
 {
     n = n < zt_rows ? n : zt_rows;
     enum { G = CE_ROW_GROUP };
-    CE_REAL shift[G];
+    CE_REAL shift[G], group_rank[G];
     double sum[G];
-    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, shift, sum, special);
     /* The per-row scalars, vectorised over the group: the row function's
      * expressions with label_smoothing = 0 written out. */
     double w_t[G], grad_scale_k[G];
@@ -977,6 +1009,10 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
         w_t[k] = class_weight ? class_weight[t[k]] : 1.0;
         z_t[k] = z[row][t[k]];
     }
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, t, rank ? group_rank : NULL, shift, sum,
+                          special);
+    for (ptrdiff_t k = 0; rank != NULL && k < count; k++)
+        rank[k] = group_rank[k];
     for (int k = 0; k < G; k++) {
         double log_sum = ce_math_log_f64(sum[k]), eps = 0.0;
         double a = (1 - eps) * w_t[k] + eps / (double)n * 0.0;
@@ -1025,11 +1061,11 @@ CE_INLINE void CE_FN(xent_index_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
 static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t n,
                                           const ptrdiff_t *target, const double *class_weight,
                                           CE_REAL *const *grad, const double *grad_scale,
-                                          CE_REAL *loss, int *special)
+                                          CE_REAL *loss, CE_REAL *rank, int *special)
 {
     CE_REAL zt[CE_LANES][CE_ROW_GROUP];
     CE_FN(xent_index_group)(zt, CE_LANES, z, count, 0, n, target, class_weight, grad, grad_scale,
-                            loss, special);
+                            loss, rank, special);
 }
 
 /* ahead: the rows after the group, z[CE_ROW_GROUP ..], to fetch into the
@@ -1037,11 +1073,12 @@ static void CE_FN(xent_index_group_short)(const CE_REAL *const *z, ptrdiff_t cou
 static void CE_FN(xent_index_group_medium)(const CE_REAL *const *z, ptrdiff_t count, ptrdiff_t ahead,
                                            ptrdiff_t n, const ptrdiff_t *target,
                                            const double *class_weight, CE_REAL *const *grad,
-                                           const double *grad_scale, CE_REAL *loss, int *special)
+                                           const double *grad_scale, CE_REAL *loss, CE_REAL *rank,
+                                           int *special)
 {
     CE_REAL zt[CE_GROUP_MAX_CLASSES][CE_ROW_GROUP];
     CE_FN(xent_index_group)(zt, CE_GROUP_MAX_CLASSES, z, count, ahead, n, target, class_weight,
-                            grad, grad_scale, loss, special);
+                            grad, grad_scale, loss, rank, special);
 }
 
 /* ce_softmax_row, ce_log_softmax_row or ce_row_logsumexp (kind, a
@@ -1058,7 +1095,7 @@ CE_INLINE void CE_FN(activation_group)(CE_REAL (*zt)[CE_ROW_GROUP], ptrdiff_t zt
     enum { G = CE_ROW_GROUP };
     CE_REAL shift[G];
     double sum[G];
-    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, shift, sum, special);
+    CE_FN(group_exp_sums)(zt, zt_rows, z, count, ahead, n, NULL, NULL, shift, sum, special);
     if (kind == CE_GROUP_LOGSUMEXP) {
         for (ptrdiff_t k = 0; k < count; k++)
             value[k] = (CE_REAL)((double)shift[k] + ce_math_log_f64(sum[k]));
@@ -1218,12 +1255,12 @@ static void CE_FN(ce_softmax_xent_index_rows)(const CE_REAL *const *z, ptrdiff_t
             if (n <= CE_LANES)
                 CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
                                               grad ? grad + first : NULL, grad_scale + first,
-                                              loss + first, special);
+                                              loss + first, NULL, special);
             else
                 CE_FN(xent_index_group_medium)(z + first, count, CE_FN(rows_ahead)(first, rows + after),
                                                n, target + first, class_weight,
                                                grad ? grad + first : NULL, grad_scale + first,
-                                               loss + first, special);
+                                               loss + first, NULL, special);
             for (ptrdiff_t k = first; k < first + count; k++)
                 if (special[k - first])
                     loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
@@ -1566,12 +1603,10 @@ CE_INLINE void CE_FN(prefetch_rows)(const CE_REAL *const *z, ptrdiff_t rows, ptr
 
 /* ce_softmax_xent_index_rows without a gradient, for the evaluation
  * kernels: the same row and group functions on the same rows in the same
- * order, so the same bits.  Two things differ.  While a group computes, the
- * next group's rows are fetched into the cache: the group's transposition
- * is the first read of its rows, and without the prefetch it waits on
- * memory (most of a loss-only group's time on rows streamed from a file).
- * And rank (NULL: none) gets each row's target rank (ce_target_ranks)
- * right after its group, while the rows are still in L1. */
+ * order, so the same bits, and rank (NULL: none) gets each row's target
+ * rank, in a group from its transposed rows (group_ranks), else by
+ * ce_target_ranks while the row is still in L1.  The first group's rows
+ * are fetched at once (the others are fetched by the group before them). */
 static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrdiff_t rows,
                                                    ptrdiff_t after, ptrdiff_t n,
                                                    const ptrdiff_t *target,
@@ -1593,17 +1628,19 @@ static void CE_FN(ce_softmax_xent_index_eval_rows)(const CE_REAL *const *z, ptrd
             int special[G];
             if (n <= CE_LANES)
                 CE_FN(xent_index_group_short)(z + first, count, n, target + first, class_weight,
-                                              NULL, ones, loss + first, special);
+                                              NULL, ones, loss + first, rank ? rank + first : NULL,
+                                              special);
             else
                 CE_FN(xent_index_group_medium)(z + first, count, CE_FN(rows_ahead)(first, rows + after),
                                                n, target + first, class_weight, NULL, ones,
-                                               loss + first, special);
+                                               loss + first, rank ? rank + first : NULL, special);
             for (ptrdiff_t k = first; k < first + count; k++)
-                if (special[k - first])
+                if (special[k - first]) {
                     loss[k] = CE_FN(ce_softmax_xent_index_row)(z[k], n, target[k], class_weight,
                                                                0.0, NULL, 1.0);
-            if (rank)
-                CE_FN(ce_target_ranks)(z + first, count, n, target + first, rank + first);
+                    if (rank)
+                        CE_FN(ce_target_ranks)(z + k, 1, n, target + k, rank + k);
+                }
         }
     }
     for (ptrdiff_t k = first; k < rows; k++) {
