@@ -130,7 +130,8 @@ def _compiled_bins():
 
 
 def _units_of_bins(bins):
-    """Σ in units of 2**-UNIT_BITS of ``exact_bins``'s sums by exponent."""
+    """Σ in units of 2**-UNIT_BITS of integer sums by exponent, as
+    ``exact_bins`` gives them (int64, or float64 holding integers)."""
     total = 0
     if bins.ndim == 1:      # float32: M * 2**(E - 150)
         for b in np.flatnonzero(bins).tolist():
@@ -153,11 +154,7 @@ def _float32_units(flat):
     mantissa += (exponent != 0) * 8388608.0                 # the implicit bit, 2**23
     np.negative(mantissa, out=mantissa, where=negative)
     np.maximum(exponent, 1, out=exponent)
-    sums = np.bincount(exponent, weights=mantissa, minlength=_FLOAT32_BINS)
-    total = 0
-    for b in np.flatnonzero(sums).tolist():
-        total += int(sums[b]) << (b - 150 + UNIT_BITS)
-    return total
+    return _units_of_bins(np.bincount(exponent, weights=mantissa, minlength=_FLOAT32_BINS))
 
 
 def _float64_units(flat):
@@ -173,9 +170,5 @@ def _float64_units(flat):
     np.negative(high, out=high, where=negative)
     np.negative(low, out=low, where=negative)
     np.maximum(bins, 1, out=bins)
-    high_sums = np.bincount(bins, weights=high, minlength=_FLOAT64_BINS)
-    low_sums = np.bincount(bins, weights=low, minlength=_FLOAT64_BINS)
-    total = 0
-    for b in np.flatnonzero((high_sums != 0) | (low_sums != 0)).tolist():
-        total += ((int(high_sums[b]) << 26) + int(low_sums[b])) << (b - 1075 + UNIT_BITS)
-    return total
+    return _units_of_bins(np.stack([np.bincount(bins, weights=high, minlength=_FLOAT64_BINS),
+                                    np.bincount(bins, weights=low, minlength=_FLOAT64_BINS)]))
