@@ -275,8 +275,12 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
 static ptrdiff_t CE_T(ce_rows_after)(const ce_call *c, ptrdiff_t next, const F **x_rows, ptrdiff_t kept)
 {
     ptrdiff_t after = c->stage_x >= 0 ? 0 : ce_min(CE_ROWS_AHEAD, c->n_rows - next);
-    for (ptrdiff_t i = 0; i < after; i++)
-        x_rows[kept + i] = (const F *)ce_at2(&c->op[CE_X], (next + i) / c->inner, (next + i) % c->inner);
+    ptrdiff_t a = next / c->inner, b = next - a * c->inner;
+    for (ptrdiff_t i = 0; i < after; i++) {
+        x_rows[kept + i] = (const F *)ce_at2(&c->op[CE_X], a, b);
+        if (++b == c->inner)
+            b = 0, a++;
+    }
     return after < 0 ? 0 : after;
 }
 
@@ -428,7 +432,7 @@ static int CE_T(ce_plain_index_losses)(const ce_call *c, ptrdiff_t first, ptrdif
     }
     /* No row ignored (the usual case): the batched function writes losses itself. */
     kept_losses = kept == n_rows ? losses : row_losses;
-    after = CE_T(ce_rows_after)(c, first + n_rows, x_rows, kept);
+    after = c->kernel == CE_K_softmax_xent_index ? CE_T(ce_rows_after)(c, first + n_rows, x_rows, kept) : 0;
     if (c->eval && c->kernel == CE_K_softmax_xent_index)
         return CE_T(ce_eval_index_block)(c, first, n_rows, x_rows, after, targets, kept_rows, kept, losses,
                                          kept_losses, row_losses);

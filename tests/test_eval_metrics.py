@@ -341,7 +341,7 @@ def test_a_partial_with_ranks_is_the_partial_without(loss, backend):
     pred[7, 3] = np.nan
     target[::11] = -100
     options = {"weight": rng.random(40) + 0.5, "sample_weight": rng.random(300).astype(np.float32)}
-    partial, ranks, _ = partial_and_ranks(loss, pred, target, backend, 2, options, True)
+    partial, ranks, _ = partial_and_ranks(loss, pred, target, backend, 2, options, "ranks")
     assert partial == crossent.loss_partial(loss, pred, target, backend=backend, n_threads=2,
                                             **options)
     expected = _reference.target_ranks(pred[None], target[None], -100)[0]
@@ -353,6 +353,6 @@ def test_ranks_need_class_index_targets(backend):
     pred = np.random.default_rng(9).random((20, 4))
     soft = pred / pred.sum(axis=1, keepdims=True)
     with pytest.raises(ValueError, match="class-index targets"):
-        partial_and_ranks("cross_entropy", pred, soft, backend, 1, {}, True)
+        partial_and_ranks("cross_entropy", pred, soft, backend, 1, {}, "ranks")
     with pytest.raises(ValueError, match="class-index targets"):
         crossent.evaluate("cross_entropy", pred, soft, metrics="top2", backend=backend)

@@ -169,12 +169,10 @@ def chunk_partial(loss, pred, target, metric_sums, *, backend, n_threads, **kwar
     evaluation kernel, the same per-sample losses), so the chunk is read
     once."""
     from ._partial import partial_and_ranks
-    if metric_sums.wants_ranks and loss in RANKED_LOSSES and np.ndim(target) == np.ndim(pred):
-        raise ValueError(f"metrics: {', '.join(n for n in metric_sums.names if top_k(n))} "
-                         f"need class-index targets (got probabilities of shape "
-                         f"{np.shape(target)})")
+    ranked = ", ".join(n for n in metric_sums.names if top_k(n))
     partial, ranks, plan = partial_and_ranks(loss, pred, target, backend, n_threads, kwargs,
-                                             metric_sums.wants_ranks)
+                                             f"metrics: {ranked}" if metric_sums.wants_ranks
+                                             else None)
     if ranks is not None:
         n_classes = plan.pred.shape[plan.axis]
         metric_sums.n_classes = n_classes

@@ -59,14 +59,15 @@ def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options)
     >>> q = crossent.loss_partial("cross_entropy", logits[500:], labels[500:])
     >>> (p + q).result("mean")    # the loss of all the rows
     """
-    return partial_and_ranks(name, pred, target, backend, n_threads, options, False)[0]
+    return partial_and_ranks(name, pred, target, backend, n_threads, options, None)[0]
 
 
-def partial_and_ranks(name, pred, target, backend, n_threads, options, with_ranks):
+def partial_and_ranks(name, pred, target, backend, n_threads, options, ranks_for):
     """(:func:`loss_partial`'s partial, each sample's target rank or None,
-    the loss's plan).  with_ranks: the ranks come from the loss's own kernel
-    call, its evaluation kernel (``*_eval``, the same per-sample losses),
-    which a loss with class-index targets has; ValueError for the others."""
+    the loss's plan).  ranks_for (None: no ranks) names what wants the ranks,
+    for the error: they come from the loss's own kernel call, its evaluation
+    kernel (``*_eval``, the same per-sample losses), which a loss with
+    class-index targets has; ValueError for the others."""
     from . import _api
     if name not in _api.LOSSES:
         raise ValueError(f"name: expected one of {', '.join(_api.LOSSES)}, got {name!r}")
@@ -77,13 +78,13 @@ def partial_and_ranks(name, pred, target, backend, n_threads, options, with_rank
     n_threads = _backends.resolve_n_threads(n_threads)
     losses = np.empty(plan.lead_shape, plan.dtype)
     ranks = None
-    if not with_ranks:
+    if ranks_for is None:
         _api._sums(plan, module, n_threads, losses, None)
     else:
         kernel = getattr(module, plan.kernel + "_eval", None)
         if kernel is None:
-            raise ValueError(f"ranks: {name} with targets of shape {np.shape(target)} has none "
-                             f"(they need class-index targets)")
+            raise ValueError(f"{ranks_for} need class-index targets (got probabilities of "
+                             f"shape {np.shape(target)})")
         ranks = np.empty(plan.lead_shape, plan.dtype)
         if plan.pred.size:
             folded = _api.fold(plan.lead_shape, plan.inputs + [losses, ranks],
