@@ -237,6 +237,30 @@ def test_default_chunk_size_bounds_extra_memory():
     assert default_chunk_size(10**6, 10, 4, np.float32) == int((10**6 * 40 / 16 - 40) // 72)
 
 
+@pytest.mark.parametrize("h_dtype, w_dtype, computed", [
+    ("float16", "float16", np.float32), ("bfloat16", "bfloat16", np.float32),
+    ("float16", "float32", np.float32), ("float32", "float64", np.float64),
+    ("int32", "float16", np.float64)])
+def test_dtypes_are_computed_and_returned_as_the_contract_says(backend, h_dtype, w_dtype,
+                                                                computed):
+    """float16 and bfloat16 operands are computed and returned in float32,
+    bit for bit what their exactly widened arrays give (SPEC §1.2, §7)."""
+    if "bfloat16" in (h_dtype, w_dtype):
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        h_dtype, w_dtype = (ml_dtypes.bfloat16 if d == "bfloat16" else d for d in (h_dtype, w_dtype))
+    rng = np.random.default_rng(12)
+    h, w, b, target = _problem(rng, np.float64)
+    h, w = (h * 4).astype(h_dtype), w.astype(w_dtype)
+    loss, grads = crossent.linear_cross_entropy(h, w, target, bias=b, return_grad=True,
+                                                backend=backend)
+    expected, expected_grads = crossent.linear_cross_entropy(
+        h.astype(computed), w.astype(computed), target, bias=b, return_grad=True,
+        backend=backend)
+    assert loss.dtype == computed and loss.tobytes() == expected.tobytes()
+    for ours, theirs in zip(grads, expected_grads):
+        assert ours.dtype == computed and ours.tobytes() == theirs.tobytes()
+
+
 def test_inputs_are_not_modified(backend):
     rng = np.random.default_rng(8)
     h, w, b, target = _problem(rng, np.float32)

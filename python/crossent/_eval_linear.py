@@ -74,8 +74,8 @@ def evaluate_linear_report(hidden, target, linear_weight, *, bias=None, weight=N
         seconds = time.perf_counter() - started
     from ._api import _mean
     if dtype is None:
-        import numpy as np
-        dtype = np.result_type(h.dtype, w.dtype)
+        from ._linear_ce import linear_dtype
+        dtype = linear_dtype(h.dtype, w.dtype)
     mean = _mean(acc[0], acc[1])
     value = dtype.type(acc[0] if reduction == "sum" else mean)
     return EvalReport(value, reduction, n_rows * per_row, acc[1], str(dtype),

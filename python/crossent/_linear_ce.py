@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backends
 from ._validate import (as_operand, as_prediction, check_ignore_index, check_label_smoothing,
-                        check_logit_transforms, check_reduction, class_weight)
+                        check_logit_transforms, check_reduction, class_weight, compute_dtype)
 from ._validate import _index_target, _target_kind
 
 TokenTerms = namedtuple("TokenTerms", "lse z_loss")
@@ -112,6 +112,12 @@ def _check_chunk_size(chunk_size):
     return int(chunk_size)
 
 
+def linear_dtype(h_dtype, w_dtype):
+    """The one dtype both GEMM operands are computed in: the wider of their
+    computation dtypes (float16 and bfloat16 widen to float32, SPEC §1.2)."""
+    return np.result_type(compute_dtype(h_dtype, "h"), compute_dtype(w_dtype, "linear_weight"))
+
+
 def default_chunk_size(n_rows, n_classes, hidden, dtype):
     """Rows per chunk whose buffers (logits, and h and dh rows, and one row of
     column sums for dbias) take at most MEMORY_FRACTION of one n_rows ×
@@ -148,7 +154,7 @@ def _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index, l
     if n_classes == 0:
         raise ValueError("linear_weight: expected at least one class (row), got shape "
                          f"{w.shape}")
-    dtype = np.result_type(h.dtype, w.dtype)
+    dtype = linear_dtype(h.dtype, w.dtype)
     h, w = h.astype(dtype, copy=False), w.astype(dtype, copy=False)
     lead_shape = h.shape[:-1]
     n_rows = math.prod(lead_shape)
