@@ -8,6 +8,9 @@ repeat so that both see the same machine load, and prints the best time of
 each and their ratio (PyTorch time / crossent time: above 1, crossent is
 faster).  The focal loss's PyTorch side is torchvision's formula written in
 torch operations (torchvision.ops.sigmoid_focal_loss), reduced by the mean.
+``linear_cross_entropy`` differentiates the hidden states and the weight, and
+its PyTorch side is timed twice: F.linear_cross_entropy's reference path
+(the materialised logits) and its chunked one (LinearCrossEntropyOptions()).
 """
 import argparse
 import time
@@ -43,11 +46,25 @@ CASES = [
      cet.binary_cross_entropy_with_logits, "binary"),
     ("focal_loss", (10**6,), sigmoid_focal_loss,
      lambda z, y: cet.focal_loss(z, y, reduction="mean"), "binary"),
+    # (N, d, V): the hidden states, the weight (requiring grad) and the
+    # vocabulary; PyTorch's reference (materialised) path and its chunked one
+    ("linear_cross_entropy", (1024, 256, 32000), F.linear_cross_entropy,
+     cet.linear_cross_entropy, "linear"),
+    ("linear_cross_entropy/chunked", (1024, 256, 32000),
+     lambda h, w, t: F.linear_cross_entropy(h, w, t, options=torch.nn.LinearCrossEntropyOptions()),
+     cet.linear_cross_entropy, "linear"),
 ]
 
 
 def inputs(name, shape, kind, dtype, seed=0):
+    """(x, target, {name: another operand that requires grad})."""
     g = torch.Generator().manual_seed(seed)
+    if kind == "linear":
+        n, d, v = shape
+        h = torch.randn(n, d, generator=g, dtype=dtype)
+        w = torch.randn(v, d, generator=g, dtype=dtype) / d ** 0.5
+        target = torch.randint(0, v, (n,), generator=g)
+        return h.requires_grad_(), target, {"linear_weight": w.requires_grad_()}
     x = 3 * torch.randn(*shape, generator=g, dtype=dtype)
     if name == "nll_loss":
         x = torch.log_softmax(x, dim=-1)
@@ -55,20 +72,23 @@ def inputs(name, shape, kind, dtype, seed=0):
         target = torch.randint(0, shape[-1], shape[:-1], generator=g)
     else:
         target = (torch.rand(*shape, generator=g) < 0.5).to(dtype)
-    return x.requires_grad_(), target
+    return x.requires_grad_(), target, {}
 
 
-def forward_backward(function, x, target):
+def forward_backward(function, x, target, others):
     x.grad = None
-    function(x, target).backward()
+    for tensor in others.values():
+        tensor.grad = None
+    loss = function(x, others["linear_weight"], target) if others else function(x, target)
+    loss.backward()
 
 
-def best_times(functions, x, target, repeat, min_time=0.2):
+def best_times(functions, x, target, others, repeat, min_time=0.2):
     """Best seconds per call of each function, alternating them in each repeat."""
     for f in functions:
-        forward_backward(f, x, target)                  # warm up
+        forward_backward(f, x, target, others)                  # warm up
     start = time.perf_counter()
-    forward_backward(functions[0], x, target)
+    forward_backward(functions[0], x, target, others)
     one = max(time.perf_counter() - start, 1e-7)
     number = max(1, int(min_time / one / len(functions)))
     best = [float("inf")] * len(functions)
@@ -76,7 +96,7 @@ def best_times(functions, x, target, repeat, min_time=0.2):
         for i, f in enumerate(functions):
             start = time.perf_counter()
             for _ in range(number):
-                forward_backward(f, x, target)
+                forward_backward(f, x, target, others)
             best[i] = min(best[i], (time.perf_counter() - start) / number)
     return best
 
@@ -95,8 +115,8 @@ def main(argv=None):
           f"{args.dtype}, forward + backward, best of {args.repeat}")
     print(f"{'case':<50} {'torch ms':>10} {'crossent ms':>12} {'speed-up':>9}")
     for name, shape, theirs, ours, kind in CASES:
-        x, target = inputs(name, shape, kind, dtype)
-        torch_time, crossent_time = best_times([theirs, ours], x, target, args.repeat)
+        x, target, others = inputs(name, shape, kind, dtype)
+        torch_time, crossent_time = best_times([theirs, ours], x, target, others, args.repeat)
         case = f"{name}[{'x'.join(map(str, shape))}]"
         print(f"{case:<50} {torch_time * 1e3:>10.3f} {crossent_time * 1e3:>12.3f} "
               f"{torch_time / crossent_time:>8.2f}x")

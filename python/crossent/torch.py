@@ -30,10 +30,11 @@ except ImportError as error:   # pragma: no cover - exercised without torch only
 
 import numpy as np
 
-from . import _api
+from . import _api, _linear_ce
 from ._validate import as_array
 
-__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "nll_loss", "focal_loss"]
+__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "nll_loss", "focal_loss",
+           "linear_cross_entropy"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -165,8 +166,115 @@ def focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
         None, reduction)
 
 
-# linear_cross_entropy(input, linear_weight, target, bias=None, ...): the
-# fused projection + cross-entropy, with gradients for the input, the weight
-# and the bias, belongs here once crossent.linear_cross_entropy exists; its
-# Function saves the three gradients and scales each in backward, as
-# _FusedLoss does for one.
+class _FusedLinearLoss(_torch.autograd.Function):
+    """crossent.linear_cross_entropy with its three gradients.
+
+    ``run(return_grad, sample_weight=None, reduction=None)`` calls it on the
+    operands' memory.  A scalar loss computes (dh, dW, dbias) in the forward
+    pass, as the row kernels give them, and backward scales them.  For
+    ``reduction="none"`` an incoming gradient per token cannot be applied to
+    dW after the fact (dW sums over the tokens), so backward computes the
+    gradients then, of ``Σ grad_output_i·loss_i``: the per-token incoming
+    gradient is the sample weight of a summed loss.
+    """
+
+    @staticmethod
+    def forward(ctx, input, linear_weight, linear_bias, run, reduction):
+        wanted = ctx.needs_input_grad[:3]
+        ctx.run, ctx.reduction = run, reduction
+        ctx.like = tuple(None if x is None else _torch.empty(0, dtype=x.dtype)
+                         for x in (input, linear_weight, linear_bias))
+        ctx.wanted, ctx.grads = wanted, None
+        if any(wanted) and reduction != "none":
+            loss, ctx.grads = run(True)
+        else:
+            loss = run(False)
+        return _tensor(loss, input)
+
+    @staticmethod
+    @_torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        scale = None
+        if ctx.reduction == "none":
+            weights = grad_output.detach().to(_torch.float64).numpy()
+            grads = ctx.run(True, sample_weight=weights, reduction="sum")[1]
+        else:
+            grads, ctx.grads = ctx.grads, None
+            if grads is None:   # a second backward of a retained graph
+                grads = ctx.run(True)[1]
+            if grad_output.item() != 1.0:
+                scale = grad_output
+        out = []
+        for grad, like, wanted in zip(grads, ctx.like, ctx.wanted):
+            if grad is None or not wanted:
+                out.append(None)
+                continue
+            grad = _tensor(grad, like)
+            out.append(grad if scale is None else grad * scale.to(grad.dtype))
+        return (*out, None, None)
+
+
+def _linear_shapes(input, linear_weight, target, linear_bias, ignore_index):
+    """PyTorch's checks of linear_cross_entropy's shapes, with its messages;
+    (class-axis extra dims of the weight, whether target is probabilities)."""
+    if input.dim() < 1 or input.dim() > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.dim()}")
+    if linear_weight.dim() < 2:
+        raise RuntimeError("expected linear_weight with dimensionality at least 2, got "
+                           f"{linear_weight.dim()}")
+    if input.shape[-1] != linear_weight.shape[-1]:
+        raise RuntimeError("expected equal input and linear_weight last dimensions "
+                           f"(in_features), got {input.shape[-1]} and "
+                           f"{linear_weight.shape[-1]}, respectively")
+    out_features = tuple(linear_weight.shape[1:-1])
+    logits_shape = (*input.shape[:-1], linear_weight.shape[0], *out_features)
+    if linear_bias is not None and tuple(linear_bias.shape) != logits_shape[input.dim() - 1:]:
+        raise RuntimeError(f"expected linear_bias shape {logits_shape[input.dim() - 1:]}, "
+                           f"got {tuple(linear_bias.shape)}")
+    if out_features and input.dim() == 1:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape "
+                           f"{tuple(linear_weight.shape)} requires batched input, "
+                           f"(N, {input.shape[-1]}), got unbatched input with shape "
+                           f"{tuple(input.shape)}")
+    probabilities = tuple(target.shape) == logits_shape
+    if probabilities and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    return out_features
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0, options=None):
+    """``torch.nn.functional.linear_cross_entropy`` computed by
+    :func:`crossent.linear_cross_entropy`: the logits ``input @ linear_weight.T
+    + linear_bias`` a chunk of rows at a time, never all N × C of them, with
+    the gradients of ``input``, ``linear_weight`` and ``linear_bias`` from the
+    same pass.
+
+    ``options`` (``torch.nn.LinearCrossEntropyOptions``) only lends its
+    ``batch_chunk_size``, the rows per chunk (default: 1/16 of the N × C
+    logits); crossent always sums in float64, so ``acc_policy`` and
+    ``acc_dtype`` have nothing to choose.  A K-dimensional ``linear_weight``
+    (C, d_1, …, d_K, in_features) softmaxes over C at each position, which
+    is no row of one GEMM: it is computed, as PyTorch computes it, on the
+    materialised logits (by :func:`cross_entropy`).
+    """
+    h, w = _numpy(input, "input"), _numpy(linear_weight, "linear_weight")
+    t, b, cw = _numpy(target, "target"), _numpy(linear_bias, "linear_bias"), _numpy(weight, "weight")
+    out_features = _linear_shapes(input, linear_weight, target, linear_bias, ignore_index)
+    ignore_index = -100 if ignore_index is None else ignore_index
+    if out_features:
+        in_features = input.shape[-1]
+        flat_bias = None if linear_bias is None else linear_bias.reshape(-1)
+        logits = _torch.nn.functional.linear(input, linear_weight.reshape(-1, in_features),
+                                             flat_bias)
+        return cross_entropy(logits.reshape(input.shape[0], *linear_weight.shape[:-1]), target,
+                             weight, ignore_index=ignore_index, reduction=reduction,
+                             label_smoothing=label_smoothing)
+    chunk_size = getattr(options, "batch_chunk_size", None)
+
+    def run(return_grad, sample_weight=None, reduction=reduction):
+        return _linear_ce.linear_cross_entropy(
+            h, w, t, bias=b, weight=cw, sample_weight=sample_weight, ignore_index=ignore_index,
+            label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad,
+            chunk_size=chunk_size)
+    return _FusedLinearLoss.apply(input, linear_weight, linear_bias, run, reduction)
