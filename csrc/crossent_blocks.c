@@ -382,22 +382,28 @@ static float ce_bfloat16_to_float32(uint16_t h)
 }
 
 #ifdef CE_HAVE_X86_WIDENING
-/* The first n - n % 8 of n contiguous 2-byte floats, 8 per instruction
- * (F16C's vcvtph2ps; a shift for bfloat16), the bits of the scalar
- * functions above.  Returns how many it widened. */
+/* n contiguous 2-byte floats, 8 per instruction (F16C's vcvtph2ps; a shift
+ * for bfloat16), the bits of the scalar functions above.  A row of n >= 8
+ * ends with the 8 entries before its end, overlapping the last full group
+ * (widening an entry twice gives the same float; a scalar tail would cost
+ * more than the rest of a short row).  Returns how many it widened: n, or
+ * 0 for n < 8. */
 __attribute__((target("avx2,f16c"))) static ptrdiff_t ce_widen_half_avx2(const uint16_t *h, ptrdiff_t n, int half,
                                                                          float *dst)
 {
-    ptrdiff_t i = 0;
-    if (half == CE_HALF_FLOAT16)
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
-    else
-        for (; i + 8 <= n; i += 8) {
-            __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
-            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16)));
-        }
-    return i;
+    if (n < 8)
+        return 0;
+    for (ptrdiff_t i = 0;; i += 8) {
+        if (i + 8 > n)
+            i = n - 8;
+        __m128i narrow = _mm_loadu_si128((const __m128i *)(h + i));
+        __m256 wide = half == CE_HALF_FLOAT16
+                          ? _mm256_cvtph_ps(narrow)
+                          : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(narrow), 16));
+        _mm256_storeu_ps(dst + i, wide);
+        if (i + 8 == n)
+            return n;
+    }
 }
 
 /* The vector widening goes with the SIMD variant in use: CROSSENT_SIMD=

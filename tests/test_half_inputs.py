@@ -94,8 +94,10 @@ def test_half_logits_with_options(dtype, options, compiled_backend):
 
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
-@pytest.mark.parametrize("shape", [(1, 40_000), (3000, 3), (5, 1), (0, 4), (2, 3, 7)],
-                         ids=["one-wide-row", "narrow-rows", "one-class", "empty", "3d"])
+@pytest.mark.parametrize("shape", [(1, 40_000), (3000, 3), (5, 1), (0, 4), (2, 3, 7), (6, 8),
+                                   (6, 9), (70, 100)],
+                         ids=["one-wide-row", "narrow-rows", "one-class", "empty", "3d", "8-wide",
+                              "9-wide", "100-wide"])
 def test_half_logits_of_every_shape(dtype, shape, compiled_backend):
     for name in ("cross_entropy", "softmax", "binary_cross_entropy_with_logits"):
         rng = np.random.default_rng(2)
