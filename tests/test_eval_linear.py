@@ -48,6 +48,7 @@ def test_equals_the_in_memory_loss_with_perplexity(tmp_path, capsys, backend, ch
     # from the float64 mean, of which the float32 loss is the rounding
     assert report["perplexity"] == pytest.approx(math.exp(report["loss"]), rel=1e-6)
     assert report["weight_sum"] == np.sum(t != -100) and report["dtype"] == "float32"
+    assert report["bytes_read"] == h.nbytes + w.nbytes + b.nbytes + t.nbytes
     if chunk_rows == 7:
         assert report["chunks"] == math.ceil(300 / 7)
 
@@ -62,7 +63,13 @@ def test_sum_and_sample_weights(tmp_path, capsys):
                                "--quiet")
     assert status == 0, err
     expected = crossent.linear_cross_entropy(h, w, t, sample_weight=s, reduction="sum")
-    assert float(out) == pytest.approx(float(expected), rel=1e-12)
+    # the human-readable table, as the other losses print it
+    table = dict(line.split(None, 1) for line in out.splitlines()[1:])
+    name, value = out.splitlines()[0].rsplit(None, 1)
+    assert name == "linear_cross_entropy (sum)"
+    assert float(value) == pytest.approx(float(expected), rel=1e-12)
+    assert table["rows"] == "300" and float(table["perplexity"]) > 0
+    assert table["read"].startswith(f"{(h.size + w.size + t.size + s.size) * 8 / 1000:.3g} kB")
 
 
 def test_cross_entropy_takes_z_loss_and_softcap(tmp_path, capsys):

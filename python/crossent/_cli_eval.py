@@ -127,15 +127,14 @@ def _run_linear(args):
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"crossent eval: error: {message}", file=sys.stderr)
         return 1
+    try:
+        perplexity = math.exp(mean)
+    except OverflowError:
+        perplexity = math.inf
     if args.json:
-        result = _report_dict(report)
-        try:
-            result["perplexity"] = math.exp(mean)
-        except OverflowError:
-            result["perplexity"] = math.inf
-        print(json.dumps(result))
+        print(json.dumps({**_report_dict(report), "perplexity": perplexity}))
     else:
-        print(report.loss)
+        print(_report_table(args.loss, report._replace(metrics={"perplexity": perplexity})))
     return 0
 
 

@@ -72,6 +72,8 @@ def evaluate_linear_report(hidden, target, linear_weight, *, bias=None, weight=N
             chunks += 1
             bar.update(stop - start)
         seconds = time.perf_counter() - started
+        bytes_read = sum(math.prod(x.shape) * x.dtype.itemsize
+                         for x in (h, t, w, b, cw, s) if x is not None)
     from ._api import _mean
     if dtype is None:
         from ._linear_ce import linear_dtype
@@ -80,4 +82,4 @@ def evaluate_linear_report(hidden, target, linear_weight, *, bias=None, weight=N
     value = dtype.type(acc[0] if reduction == "sum" else mean)
     return EvalReport(value, reduction, n_rows * per_row, acc[1], str(dtype),
                       backend_name or backend or _backends.get_backend(), n_rows, chunks,
-                      seconds), mean
+                      seconds, bytes_read=bytes_read), mean
