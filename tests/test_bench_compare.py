@@ -59,6 +59,15 @@ def test_one_backend_twice_as_slow_fails_and_is_named(capsys):
     assert CASES[0] not in last_line
 
 
+def test_a_baseline_from_another_cpu_is_pointed_out():
+    baseline, current = make_run(), make_run()
+    current["machine"] = {"cpu": "another CPU"}
+    text = _bench.format_comparison(_bench.compare_runs(baseline, current, 0.1), "b.json", 0.1)
+    assert "note: this run is on another CPU (another CPU)" in text
+    same = _bench.format_comparison(_bench.compare_runs(baseline, make_run(), 0.1), "b.json", 0.1)
+    assert "another CPU" not in same
+
+
 def test_a_slowdown_within_the_threshold_passes():
     slightly_slower = scaled(TIMES, 1.08, only=(CASES[0], "c"))
     assert compare(TIMES, slightly_slower, max_slowdown=0.10)["regressions"] == []

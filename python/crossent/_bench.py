@@ -8,8 +8,10 @@ round), so that a noisy neighbour slows all of them alike; the reported time
 is the median of the repeats.
 
 Regressions are judged on speed-ups over the NumPy reference measured in the
-same run (``--compare``), never on absolute times, so a baseline recorded on
-one machine can judge a run on another.
+same run (``--compare``), never on absolute times, so a machine uniformly
+faster or slower than the baseline's changes nothing.  Another CPU model can
+change the speed-ups themselves (crossent's kernels and NumPy's loops do not
+gain alike from its vector units), which the comparison's report points out.
 
 The module imports only the standard library at load time: NumPy, crossent's
 kernels, the peers, tqdm and matplotlib are imported when a run needs them.
@@ -602,7 +604,8 @@ def compare_runs(baseline, current, max_slowdown):
     return {"compared": rows,
             "regressions": [row for row in rows if row["slowdown"] > max_slowdown],
             "not_compared": sorted(set(before) - set(after)),
-            "baseline_machine": baseline.get("machine", {})}
+            "baseline_machine": baseline.get("machine", {}),
+            "machine": current.get("machine", {})}
 
 
 def format_comparison(comparison, path, max_slowdown):
@@ -611,6 +614,11 @@ def format_comparison(comparison, path, max_slowdown):
              f"tolerated slowdown {max_slowdown:.0%}"]
     if comparison["not_compared"]:
         lines.append(f"  {len(comparison['not_compared'])} baseline case(s) not in this run, not compared")
+    here = comparison.get("machine", {}).get("cpu")
+    if here is not None and here != machine:
+        lines.append(f"  note: this run is on another CPU ({here}); crossent and NumPy do not gain "
+                     f"alike from one CPU to another, so a change may be the CPU's: record a "
+                     f"baseline here (crossent bench --quick --threads 1 --json PATH)")
     for row in comparison["regressions"]:
         lines.append(f"  REGRESSION {row['case']} on {row['impl']}: speed-up "
                      f"{row['baseline']:.2f}x -> {row['current']:.2f}x "
