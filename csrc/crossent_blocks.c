@@ -414,14 +414,16 @@ static int ce_widen_with_avx2(void)
 }
 #endif
 
-/* dst[i] = the 2-byte float at src + i*stride, widened to float32. */
-static void ce_widen_half(const char *src, ptrdiff_t stride, ptrdiff_t n, int half, float *dst)
+/* dst[i] = the 2-byte float at src + i*stride, widened to float32;
+ * vector: ce_widen_with_avx2(), asked once by callers that widen many rows. */
+static void ce_widen_half_with(const char *src, ptrdiff_t stride, ptrdiff_t n, int half, int vector,
+                               float *dst)
 {
     ptrdiff_t i = 0;
     if (stride == 2) {
         const uint16_t *h = (const uint16_t *)src;
 #ifdef CE_HAVE_X86_WIDENING
-        if (ce_widen_with_avx2())
+        if (vector)
             i = ce_widen_half_avx2(h, n, half, dst);
 #endif
         if (half == CE_HALF_BFLOAT16)
@@ -436,6 +438,20 @@ static void ce_widen_half(const char *src, ptrdiff_t stride, ptrdiff_t n, int ha
         uint16_t h = *(const uint16_t *)(src + i * stride);
         dst[i] = half == CE_HALF_BFLOAT16 ? ce_bfloat16_to_float32(h) : ce_float16_to_float32(h);
     }
+}
+
+static int ce_widen_vector(void)
+{
+#ifdef CE_HAVE_X86_WIDENING
+    return ce_widen_with_avx2();
+#else
+    return 0;
+#endif
+}
+
+static void ce_widen_half(const char *src, ptrdiff_t stride, ptrdiff_t n, int half, float *dst)
+{
+    ce_widen_half_with(src, stride, n, half, ce_widen_vector(), dst);
 }
 
 /* ---- the typed blocks ---------------------------------------------------------- */

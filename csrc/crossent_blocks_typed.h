@@ -166,8 +166,10 @@ static void CE_T(ce_gather_tile)(const ce_operand *op, const ptrdiff_t *row_a, c
     for (ptrdiff_t i = 0; i < n_rows; i++)
         rows[i] = ce_at2(op, row_a[i], row_b[i]);
     if (sizeof(F) == sizeof(float) && op->half) {
+        int vector = ce_widen_vector();
         for (ptrdiff_t i = 0; i < n_rows; i++)
-            ce_widen_half(rows[i], op->strides[2], n_classes, op->half, (float *)(tile + i * n_classes));
+            ce_widen_half_with(rows[i], op->strides[2], n_classes, op->half, vector,
+                               (float *)(tile + i * n_classes));
         return;
     }
     for (ptrdiff_t i = 0; i < n_rows; i++)
@@ -272,9 +274,19 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
  * `next` on, up to CE_ROWS_AHEAD of them, for the batched row functions to
  * fetch while they compute; returns how many.  None when the rows are
  * staged (the next tile is gathered, not read in place). */
+/* 2-byte float rows read along their classes, widened into the staging
+ * tile: a tile is one row group, which fetches the next tile's rows in
+ * its exp loop from their place in memory (ce_rows_after), as in-place
+ * float32 rows are fetched (a whole tile widened at once found its rows
+ * missing from the cache at every tile). */
+static int CE_T(ce_fetched_ahead_half)(const ce_call *c)
+{
+    return sizeof(F) == sizeof(float) && c->op[CE_X].half && c->op[CE_X].strides[2] == 2;
+}
+
 static ptrdiff_t CE_T(ce_rows_after)(const ce_call *c, ptrdiff_t next, const F **x_rows, ptrdiff_t kept)
 {
-    ptrdiff_t after = c->stage_x >= 0 ? 0 : ce_min(CE_ROWS_AHEAD, c->n_rows - next);
+    ptrdiff_t after = c->stage_x >= 0 && !CE_T(ce_fetched_ahead_half)(c) ? 0 : ce_min(CE_ROWS_AHEAD, c->n_rows - next);
     ptrdiff_t a = next / c->inner, b = next - a * c->inner;
     for (ptrdiff_t i = 0; i < after; i++) {
         x_rows[kept + i] = (const F *)ce_at2(&c->op[CE_X], a, b);
@@ -663,6 +675,8 @@ static int CE_T(ce_plan_rows)(ce_call *c, int n_threads)
     c->n_classes = c->op[CE_X].shape[2];
     per_tile = CE_TILE_ELEMS / (c->n_classes > 1 ? c->n_classes : 1);
     c->tile_rows = per_tile < 1 ? 1 : ce_min(CE_BLOCK_ROWS, per_tile);
+    if (CE_T(ce_fetched_ahead_half)(c))
+        c->tile_rows = ce_min(c->tile_rows, CE_ROWS_AHEAD);
     tile_elems = c->tile_rows * c->n_classes;
     c->stage_x = CE_T(ce_stage_offset)(&c->op[CE_X], tile_elems, &scratch_elems);
     c->stage_y = CE_T(ce_stage_offset)(&c->op[CE_Y], tile_elems, &scratch_elems);
