@@ -274,14 +274,15 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
  * `next` on, up to CE_ROWS_AHEAD of them, for the batched row functions to
  * fetch while they compute; returns how many.  None when the rows are
  * staged (the next tile is gathered, not read in place). */
-/* 2-byte float rows read along their classes, widened into the staging
- * tile: a tile is one row group, which fetches the next tile's rows in
- * its exp loop from their place in memory (ce_rows_after), as in-place
- * float32 rows are fetched (a whole tile widened at once found its rows
- * missing from the cache at every tile). */
+/* Softmax cross-entropy rows of 2-byte floats read along their classes,
+ * widened into the staging tile: a tile is one row group, which fetches
+ * the next tile's rows in its exp loop from their place in memory
+ * (ce_rows_after), as in-place float32 rows are fetched (a whole tile
+ * widened at once found its rows missing from the cache at every tile). */
 static int CE_T(ce_fetched_ahead_half)(const ce_call *c)
 {
-    return sizeof(F) == sizeof(float) && c->op[CE_X].half && c->op[CE_X].strides[2] == 2;
+    return sizeof(F) == sizeof(float) && c->kernel == CE_K_softmax_xent_index && c->op[CE_X].half
+           && c->op[CE_X].strides[2] == 2;
 }
 
 static ptrdiff_t CE_T(ce_rows_after)(const ce_call *c, ptrdiff_t next, const F **x_rows, ptrdiff_t kept)
