@@ -136,6 +136,38 @@ def test_linear_models_take_tensors(torch):
     np.testing.assert_array_equal(ours[1], plain[1])
 
 
+@pytest.mark.parametrize("kind", ["requires-grad", "bfloat16"])
+def test_every_entry_point_takes_tensors_that_need_it_detached_or_widened(torch, kind):
+    """evaluate, loss_partial's weights, the objectives and linear_cross_entropy's
+    targets read torch tensors as cross_entropy does: one that requires grad
+    (whose __array__ refuses) detached, a bfloat16 one (which NumPy lacks)
+    through DLPack and ml_dtypes."""
+    import crossent.objectives as objectives
+    if kind == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(12, 5)).astype(np.float32)
+    p = crossent.softmax(rng.normal(size=(12, 5))).astype(np.float32)
+    t = rng.integers(0, 5, 12)
+    weights = (rng.random(5) + 0.5).astype(np.float32)
+    if kind == "bfloat16":
+        z, p, weights = (torch.from_numpy(a).bfloat16().float().numpy() for a in (z, p, weights))
+
+    def tensor(a):
+        x = torch.from_numpy(a)
+        return x.bfloat16() if kind == "bfloat16" else x.requires_grad_()
+
+    assert crossent.evaluate("cross_entropy", tensor(z), t) == crossent.cross_entropy(z, t)
+    assert (crossent.loss_partial("cross_entropy", z, t, weight=tensor(weights))
+            == crossent.loss_partial("cross_entropy", z, t, weight=weights))
+    for ours, plain in zip(objectives.softmax(tensor(z), t), objectives.softmax(z, t)):
+        np.testing.assert_array_equal(ours, plain)
+    np.testing.assert_array_equal(objectives.binary_logistic(tensor(z), tensor(p))[0],
+                                  objectives.binary_logistic(z, p)[0])
+    h, w = rng.normal(size=(12, 3)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    assert crossent.linear_cross_entropy(h, w, tensor(p)) == crossent.linear_cross_entropy(h, w, p)
+
+
 # ------------------------------------------------------------------ refusals
 
 class _OnAnotherDevice:

@@ -17,7 +17,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _backends
-from ._validate import (as_operand, as_prediction, check_ignore_index, check_label_smoothing,
+from ._validate import (as_array, as_operand, as_prediction, check_ignore_index, check_label_smoothing,
                         check_logit_transforms, check_reduction, class_weight, compute_dtype)
 from ._validate import _index_target, _target_kind
 
@@ -163,7 +163,7 @@ def _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index, l
     b = None
     if bias is not None:
         b = as_operand(bias, dtype, "bias", (n_classes,), exact=True)
-    t = np.asarray(target)
+    t = as_array(target, "target")
     kind = _target_kind(t, logits_shape, len(lead_shape), True, ignore_index, pred_name)
     if kind == "index":
         t = _index_target(t, logits_shape.shape, len(lead_shape), n_classes, ignore_index,

@@ -257,7 +257,8 @@ def _fingerprint(name, options, ndim):
             key[k] = _plain(value)
     weight = options.get("weight")
     if weight is not None and _api.FUNCTIONS[name].over == "rows":
-        w = np.ascontiguousarray(np.asarray(weight, dtype=np.float64))
+        from ._validate import as_array
+        w = np.ascontiguousarray(as_array(weight, "weight"), dtype=np.float64)
         key["weight_sha256"] = hashlib.sha256(w.tobytes()).hexdigest()[:16]
     return key
 
@@ -315,7 +316,7 @@ def _index_weights(plan):
 def _kl_div_denominators(plan, options):
     """"mean" divides by the elements' weights (C·Σ s_i), "batchmean" by the
     samples' (Σ s_i); the plan holds s broadcast along the class axis."""
-    from ._validate import check_axis
+    from ._validate import as_array, check_axis
     x, s = plan.pred, plan.inputs[3]
     axis = check_axis(options.get("axis", -1), x.ndim, "log_q")
     sample_shape = x.shape[:axis] + x.shape[axis + 1:]
@@ -324,7 +325,8 @@ def _kl_div_denominators(plan, options):
         return {"batchmean": ExactSum().add_count(samples),
                 "mean": ExactSum().add_count(x.size)}, samples
     per_sample = (np.take(s, 0, axis=axis) if x.shape[axis] else
-                  np.broadcast_to(np.asarray(options["sample_weight"], x.dtype), sample_shape))
+                  np.broadcast_to(as_array(options["sample_weight"], "sample_weight").astype(x.dtype),
+                                  sample_shape))
     batch = ExactSum.of(per_sample)
     if not x.shape[axis]:   # no elements: the mean's denominator is an empty sum
         return {"batchmean": batch, "mean": ExactSum()}, samples

@@ -140,10 +140,11 @@ def read_exactly(stream, view, label, where="the .npz member"):
 
 def open_operand(value, label, stack):
     """A source for ``value``: a path ("x.npy", "x.npz:key", "x.npz" holding
-    one array) or anything ``np.asarray`` takes."""
+    one array) or any array crossent's functions take (as_array)."""
     if isinstance(value, (str, os.PathLike)):
         return _open_file(os.fspath(value), label, stack)
-    return InMemory(np.asarray(value), label)
+    from ._validate import as_array
+    return InMemory(as_array(value, label), label)
 
 
 def _split_spec(spec):

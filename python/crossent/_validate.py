@@ -367,7 +367,7 @@ def _target_kind(t, x, axis, soft_allowed, ignore_index, pred_name):
     """"index" or "soft", after checking the target's dtype and shape."""
     if t.dtype.kind in "iu":
         return "index"
-    if t.dtype.kind != "f":
+    if t.dtype.kind != "f" and not is_bfloat16(t.dtype):
         raise TypeError(f"target: expected integer class indices or floating probabilities, "
                         f"got dtype {t.dtype}")
     if not soft_allowed:

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _backends
 from ._reference_objectives import FLOOR_THEN_WEIGH, RESIDUAL, WEIGH_THEN_FLOOR
-from ._validate import compute_dtype, fold
+from ._validate import as_array, compute_dtype, fold, is_bfloat16
 
 __all__ = ["binary_logistic", "softmax", "focal", "HESSIANS"]
 
@@ -58,7 +58,7 @@ _XGBOOST_FLOOR = 1e-16   # 1e-16f in XGBoost's kernels
 # ---------------------------------------------------------------- checks
 
 def _margins(raw, name="raw"):
-    raw = np.asarray(raw)
+    raw = as_array(raw, name)
     dtype = compute_dtype(raw.dtype, name)
     if raw.dtype != dtype or not raw.flags.aligned:
         raw = raw.astype(dtype)
@@ -72,8 +72,8 @@ def _first_position(bad, shape):
 
 def _float_operand(x, name, shape, dtype, what, shape_meaning="the margins' shape"):
     """A real operand of exactly ``shape``, as ``dtype``."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
+    x = as_array(x, name)
+    if x.dtype.kind not in "fiub" and not is_bfloat16(x.dtype):
         raise TypeError(f"{name}: expected a real array ({what}), got dtype {x.dtype}")
     if x.shape != shape:
         raise ValueError(f"{name}: expected shape {shape} ({shape_meaning}), "
@@ -383,7 +383,7 @@ def softmax(raw, y, *, sample_weight=None, hessian="exact", min_hessian=None, ou
     lead, n_classes = shape[:-1], shape[-1]
     if n_classes < 1:
         raise ValueError(f"raw: expected at least one class on the last axis, got shape {shape}")
-    y = np.asarray(y)
+    y = as_array(y, "y")
     rule, factor, floor = _convention(hessian, n_classes)
     if y.dtype.kind in "iu":
         y = _labels(y, lead, n_classes)
