@@ -270,10 +270,6 @@ static F CE_T(ce_one_row)(const ce_call *c, ptrdiff_t a, ptrdiff_t b, ptrdiff_t 
     return loss;
 }
 
-/* Appends to x_rows (after its `kept` rows) pointers to the rows from row
- * `next` on, up to CE_ROWS_AHEAD of them, for the batched row functions to
- * fetch while they compute; returns how many.  None when the rows are
- * staged (the next tile is gathered, not read in place). */
 /* Softmax cross-entropy rows of 2-byte floats read along their classes,
  * widened into the staging tile: a tile is one row group, which fetches
  * the next tile's rows in its exp loop from their place in memory
@@ -285,9 +281,15 @@ static int CE_T(ce_fetched_ahead_half)(const ce_call *c)
            && c->op[CE_X].strides[2] == 2;
 }
 
+/* Appends to x_rows (after its `kept` rows) pointers to the rows from row
+ * `next` on, up to CE_ROWS_AHEAD of them, for the batched row functions to
+ * fetch while they compute; returns how many.  None when the rows are
+ * staged (the next tile is gathered, not read in place), but for
+ * ce_fetched_ahead_half's rows. */
 static ptrdiff_t CE_T(ce_rows_after)(const ce_call *c, ptrdiff_t next, const F **x_rows, ptrdiff_t kept)
 {
-    ptrdiff_t after = c->stage_x >= 0 && !CE_T(ce_fetched_ahead_half)(c) ? 0 : ce_min(CE_ROWS_AHEAD, c->n_rows - next);
+    int fetched = c->stage_x < 0 || CE_T(ce_fetched_ahead_half)(c);
+    ptrdiff_t after = fetched ? ce_min(CE_ROWS_AHEAD, c->n_rows - next) : 0;
     ptrdiff_t a = next / c->inner, b = next - a * c->inner;
     for (ptrdiff_t i = 0; i < after; i++) {
         x_rows[kept + i] = (const F *)ce_at2(&c->op[CE_X], a, b);

@@ -133,6 +133,12 @@ def bfloat16_dtype():
     return np.dtype(ml_dtypes.bfloat16)
 
 
+def is_real(dtype):
+    """A dtype of real numbers crossent reads: floating (bfloat16 included),
+    integer or bool."""
+    return dtype.kind in "fiub" or is_bfloat16(dtype)
+
+
 def compute_dtype(dtype, name):
     """The dtype a prediction of ``dtype`` is computed in (SPEC §1.2)."""
     kind = dtype.kind
@@ -165,7 +171,7 @@ def as_operand(x, dtype, name, shape, exact=False):
     """A floating operand of computation dtype ``dtype`` broadcast to ``shape``
     (``exact``: it must have exactly that shape)."""
     x = as_array(x, name)
-    if x.dtype.kind not in "fiub" and not is_bfloat16(x.dtype):
+    if not is_real(x.dtype):
         raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {x.dtype}")
     if exact and x.shape != shape:
         raise ValueError(f"{name}: expected shape {shape} (the predictions' shape), got shape {x.shape}")
@@ -185,7 +191,7 @@ def class_weight(weight, n_classes):
     if weight is None:
         return None
     w = as_array(weight, "weight")
-    if w.dtype.kind not in "fiub" and not is_bfloat16(w.dtype):
+    if not is_real(w.dtype):
         raise TypeError(f"weight: expected a real 1-D array of length {n_classes}, got dtype {w.dtype}")
     if w.shape != (n_classes,):
         raise ValueError(f"weight: expected a 1-D array of length {n_classes} (one per class), "

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _backends
 from ._reference_objectives import FLOOR_THEN_WEIGH, RESIDUAL, WEIGH_THEN_FLOOR
-from ._validate import as_array, compute_dtype, fold, is_bfloat16
+from ._validate import as_array, compute_dtype, fold, is_real
 
 __all__ = ["binary_logistic", "softmax", "focal", "HESSIANS"]
 
@@ -73,7 +73,7 @@ def _first_position(bad, shape):
 def _float_operand(x, name, shape, dtype, what, shape_meaning="the margins' shape"):
     """A real operand of exactly ``shape``, as ``dtype``."""
     x = as_array(x, name)
-    if x.dtype.kind not in "fiub" and not is_bfloat16(x.dtype):
+    if not is_real(x.dtype):
         raise TypeError(f"{name}: expected a real array ({what}), got dtype {x.dtype}")
     if x.shape != shape:
         raise ValueError(f"{name}: expected shape {shape} ({shape_meaning}), "
