@@ -169,8 +169,8 @@ def focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
 class _FusedLinearLoss(_torch.autograd.Function):
     """crossent.linear_cross_entropy with its three gradients.
 
-    ``run(return_grad, sample_weight=None, reduction=None)`` calls it on the
-    operands' memory.  A scalar loss computes (dh, dW, dbias) in the forward
+    ``run(return_grad, sample_weight=None, reduction=<the call's>)`` calls it
+    on the operands' memory.  A scalar loss computes (dh, dW, dbias) in the forward
     pass, as the row kernels give them, and backward scales them.  For
     ``reduction="none"`` an incoming gradient per token cannot be applied to
     dW after the fact (dW sums over the tokens), so backward computes the
@@ -216,7 +216,8 @@ class _FusedLinearLoss(_torch.autograd.Function):
 
 def _linear_shapes(input, linear_weight, target, linear_bias, ignore_index):
     """PyTorch's checks of linear_cross_entropy's shapes, with its messages;
-    (class-axis extra dims of the weight, whether target is probabilities)."""
+    returns the weight's dimensions between the classes and the features
+    (``()`` for a plain (C, in_features) weight)."""
     if input.dim() < 1 or input.dim() > 2:
         raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.dim()}")
     if linear_weight.dim() < 2:
