@@ -18,6 +18,10 @@
 
 #include "crossent_math.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #define LANES 16
 
 static double lane_total(const double *acc)
@@ -29,8 +33,12 @@ static double lane_total(const double *acc)
 }
 
 /* Into acc the exps of x[0..n) - shift, stored into kept unless it is NULL
- * (always inlined: a NULL known when compiling takes the store out). */
-static inline __attribute__((always_inline)) void add_exps(const float *x, long n, float shift, float *kept, double *acc)
+ * (always inlined: a NULL known when compiling takes the store out).  A row
+ * of 16 or more ends with its last 16 entries, those already summed
+ * masked out, so that 100 classes cost 7 vectors of exps, not 6 and 4
+ * scalar ones. */
+static inline __attribute__((always_inline)) void add_exps(const float *x, long n, float shift,
+                                                           float *kept, double *acc)
 {
     long j = 0;
     for (; j + LANES <= n; j += LANES)
@@ -40,11 +48,21 @@ static inline __attribute__((always_inline)) void add_exps(const float *x, long 
                 kept[j + l] = e;
             acc[l] += (double)e;
         }
-    for (int l = 0; j + l < n; l++) {
-        float e = ce_math_exp_moderate_f32(x[j + l] - shift);
-        if (kept)
-            kept[j + l] = e;
-        acc[l] += (double)e;
+    if (j < n && n >= LANES) {
+        long last = n - LANES;
+        for (int l = 0; l < LANES; l++) {
+            float e = ce_math_exp_moderate_f32(x[last + l] - shift);
+            if (kept)
+                kept[last + l] = e;
+            acc[l] += last + l >= j ? (double)e : 0.0;
+        }
+    } else {
+        for (int l = 0; j + l < n; l++) {
+            float e = ce_math_exp_moderate_f32(x[j + l] - shift);
+            if (kept)
+                kept[j + l] = e;
+            acc[l] += (double)e;
+        }
     }
 }
 
@@ -92,15 +110,84 @@ double floor_exp_sums(const float *z, long n)
     return exp_blocks(z, n, (float *)0);
 }
 
-/* The summed loss of rows x classes logits. */
+#if defined(__AVX512F__)
+/* exp_moderate on 16 lanes: crossent_math.h's operations, one for one. */
+static inline __m512 exp_moderate_16(__m512 x)
+{
+    const __m512 shifter = _mm512_set1_ps(CE_EXP_SHIFTER_F32);
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), shifter);
+    __m512 k = _mm512_sub_ps(t, shifter);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(k, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(k, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(r, _mm512_mul_ps(_mm512_mul_ps(r, r), p)));
+    __m512i biased_k = _mm512_sub_epi32(_mm512_castps_si512(t),
+                                        _mm512_set1_epi32((int)(ce_math_bits_f32(CE_EXP_SHIFTER_F32) - 127)));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(biased_k, 23)));
+}
+
+/* The row's max and its sum of exps (two float64 vectors of 8 lanes), the
+ * row read with masked loads: no scalar tail. */
+static inline double row_sum_16(const float *x, long n, float *max_out)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
+        m = _mm512_max_ps(m, _mm512_loadu_ps(x + j));
+    __mmask16 tail = (__mmask16)((1u << (n - j)) - 1);
+    m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, x + j));
+    float row_max_value = _mm512_reduce_max_ps(m);
+    __m512 shift = _mm512_set1_ps(row_max_value);
+    __m512d low = _mm512_setzero_pd(), high = _mm512_setzero_pd();
+    for (j = 0; j + 16 <= n; j += 16) {
+        __m512 e = exp_moderate_16(_mm512_sub_ps(_mm512_loadu_ps(x + j), shift));
+        low = _mm512_add_pd(low, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        high = _mm512_add_pd(high, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    if (tail) {
+        __m512 e = exp_moderate_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + j), shift));
+        e = _mm512_maskz_mov_ps(tail, e);
+        low = _mm512_add_pd(low, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        high = _mm512_add_pd(high, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    *max_out = row_max_value;
+    return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+}
+#endif
+
+/* The summed loss of rows x classes logits, their logs taken 16 rows at a
+ * time (one vector of them). */
 double floor_loss(const float *z, const int64_t *targets, long rows, long classes)
 {
     double total = 0.0;
+    long groups = (rows + LANES - 1) / LANES;
 #pragma omp parallel for schedule(static) reduction(+ : total)
-    for (long i = 0; i < rows; i++) {
-        const float *x = z + i * classes;
-        float m = row_max(x, classes);
-        total += ce_math_log_f64(row_log_sum_exp(x, classes, m, 0)) + m - x[targets[i]];
+    for (long g = 0; g < groups; g++) {
+        double sums[LANES], rests[LANES];
+        long first = g * LANES, count = rows - first < LANES ? rows - first : LANES;
+        for (long r = 0; r < count; r++) {
+            const float *x = z + (first + r) * classes;
+#if defined(__AVX512F__)
+            float m;
+            sums[r] = row_sum_16(x, classes, &m);
+#else
+            float m = row_max(x, classes);
+            sums[r] = row_log_sum_exp(x, classes, m, 0);
+#endif
+            rests[r] = (double)m - x[targets[first + r]];
+        }
+        for (long r = count; r < LANES; r++)
+            sums[r] = 1.0, rests[r] = 0.0;
+        double group_total = 0.0;
+#pragma omp simd reduction(+ : group_total)
+        for (int r = 0; r < LANES; r++)
+            group_total += ce_math_log_f64(sums[r]) + rests[r];
+        total += group_total;
     }
     return total;
 }

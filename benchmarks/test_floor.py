@@ -23,7 +23,7 @@ def lib(request, tmp_path_factory):
     return floor.build(str(tmp_path_factory.mktemp("floor")), fma=request.param)
 
 
-@pytest.mark.parametrize("rows, classes", [(7, 1), (33, 10), (5, 100), (3, 1000), (2, 4099)])
+@pytest.mark.parametrize("rows, classes", [(7, 1), (33, 10), (4, 32), (5, 100), (3, 1000), (2, 4099)])
 def test_the_floor_gives_crossent_s_loss_and_gradient(lib, rows, classes):
     rng = np.random.default_rng(classes)
     z = (rng.standard_normal((rows, classes)) * 4).astype(np.float32)
