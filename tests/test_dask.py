@@ -114,8 +114,9 @@ def test_operands_of_the_wrong_length_are_refused():
         crossent_dask.evaluate("cross_entropy", logits, labels, alpha=0.5)
 
 
-def test_without_dask_the_message_says_what_to_install(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "dask.array", None)
+@pytest.mark.parametrize("missing", ["dask", "dask.array"])
+def test_without_dask_the_message_says_what_to_install(monkeypatch, capsys, tmp_path, missing):
+    monkeypatch.setitem(sys.modules, missing, None)
     with pytest.raises(ImportError, match=r"pip install crossent\[dask\]"):
         crossent_dask.evaluate("cross_entropy", np.zeros((2, 3)), np.zeros(2, int))
     preds, labels = write_shards(tmp_path)

@@ -101,6 +101,23 @@ def test_weights_and_ignored_rows_follow_the_loss(backend, loss):
         assert got[name] == pytest.approx(expected, rel=1e-13)
 
 
+@pytest.mark.parametrize("transforms", [{"z_loss": 0.01}, {"softcap": 2.5},
+                                        {"z_loss": 0.01, "softcap": 2.5}])
+def test_logit_transforms_change_the_loss_not_the_predictions_ranks(backend, transforms):
+    rng = np.random.default_rng(5)
+    pred, target = multiclass_data("cross_entropy", rng, rows=400, classes=6)
+    class_weight = rng.uniform(0.2, 3.0, 6)
+    target[::9] = -1
+    options = dict(weight=class_weight, ignore_index=-1, backend=backend)
+    got = crossent.evaluate("cross_entropy", pred, target, metrics="accuracy,top2,perplexity",
+                            chunk_rows=150, **options, **transforms)
+    plain = crossent.evaluate("cross_entropy", pred, target, metrics="accuracy,top2", **options)
+    loss = crossent.cross_entropy(pred, target, **options, **transforms)
+    assert got["loss"] == pytest.approx(loss, rel=1e-13)
+    assert got["perplexity"] == pytest.approx(math.exp(loss), rel=1e-12)
+    assert got["accuracy"] == plain["accuracy"] and got["top2"] == plain["top2"]
+
+
 @pytest.mark.parametrize("loss", RANKED)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("chunk_rows", [64, 128, 320])

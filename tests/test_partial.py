@@ -100,6 +100,22 @@ def test_mean_is_within_rounding_of_the_one_shot_call(backend, loss, weighted):
         assert partial.result(reduction) == pytest.approx(one_shot, rel=1e-13, abs=0)
 
 
+@pytest.mark.parametrize("transforms", [{"z_loss": 0.05}, {"softcap": 3.0},
+                                        {"z_loss": 1e-3, "softcap": 2.0}])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_logit_transforms_keep_the_loss_s_denominator(backend, transforms, weighted):
+    rng = np.random.default_rng(4)
+    logits, labels = make_inputs("cross_entropy", rng, 300)
+    options = per_sample_options("cross_entropy", rng, 300) if weighted else {"ignore_index": 3}
+    options.update(transforms)
+    one_shot = crossent.cross_entropy(logits, labels, backend=backend, **options)
+    whole = crossent.loss_partial("cross_entropy", logits, labels, backend=backend, **options)
+    assert whole.result() == pytest.approx(one_shot, rel=1e-13, abs=0)
+    split = sum(piece("cross_entropy", logits, labels, options, a, b, backend=backend)
+                for a, b in [(0, 100), (100, 101), (101, 300)])
+    assert same_bits(split.result(), whole.result())
+
+
 def test_weighted_mean_divides_by_the_exact_sum_of_the_per_sample_weights(backend):
     rng = np.random.default_rng(3)
     logits, labels = make_inputs("cross_entropy", rng, 1000)
@@ -197,10 +213,12 @@ def test_partials_of_different_computations_do_not_merge():
                                                      labels),
               "another option": crossent.loss_partial("cross_entropy", logits, labels,
                                                       label_smoothing=0.1),
+              "a z-loss": crossent.loss_partial("cross_entropy", logits, labels, z_loss=0.1),
+              "a softcap": crossent.loss_partial("cross_entropy", logits, labels, softcap=5.0),
               "other class weights": crossent.loss_partial("cross_entropy", logits, labels,
                                                            weight=np.arange(1.0, 6.0))}
     same = [crossent.loss_partial("cross_entropy", logits, labels, ignore_index=-100, axis=1,
-                                  label_smoothing=0.0)]
+                                  label_smoothing=0.0, z_loss=0.0, softcap=None)]
     assert all(base.merge(p) == base + base for p in same)   # the defaults, spelled out
     for what, other in others.items():
         with pytest.raises(ValueError, match="partials of different computations cannot merge"):

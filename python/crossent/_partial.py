@@ -23,7 +23,8 @@ from . import _backends
 from ._exactsum import ExactSum
 
 _FORMAT = 1
-_SCALAR_OPTIONS = ("axis", "ignore_index", "label_smoothing", "alpha", "gamma", "log_target")
+_SCALAR_OPTIONS = ("axis", "ignore_index", "label_smoothing", "alpha", "gamma", "log_target",
+                   "z_loss", "softcap")
 
 
 def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options):
@@ -39,8 +40,8 @@ def loss_partial(name, pred, target, *, backend=None, n_threads=None, **options)
     **options :
         The loss's own keywords (``weight``, ``sample_weight``, ``pos_weight``,
         ``ignore_index``, ``label_smoothing``, ``axis``, ``alpha``, ``gamma``,
-        ``log_target``), validated as the loss function does; not
-        ``reduction``: a partial gives every reduction.
+        ``log_target``, ``z_loss``, ``softcap``), validated as the loss
+        function does; not ``reduction``: a partial gives every reduction.
     backend, n_threads :
         As every crossent function.
 
@@ -81,15 +82,25 @@ def partial_and_ranks(name, pred, target, backend, n_threads, options, ranks_for
     if ranks_for is None:
         _api._sums(plan, module, n_threads, losses, None)
     else:
-        kernel = getattr(module, plan.kernel + "_eval", None)
+        # The ranks are the predictions' own: with z_loss or softcap, the
+        # plain plan's evaluation kernel gives them, and the loss's kernel the losses.
+        rank_plan = plan
+        if plan.kernel.endswith("_ext"):
+            plain = {k: v for k, v in options.items() if k not in ("z_loss", "softcap")}
+            rank_plan = _api._PLANNERS[name](module, pred, target, reduction="none", **plain)
+        kernel = getattr(module, rank_plan.kernel + "_eval", None)
         if kernel is None:
             raise ValueError(f"{ranks_for} need class-index targets (got probabilities of "
                              f"shape {np.shape(target)})")
         ranks = np.empty(plan.lead_shape, plan.dtype)
+        rank_losses = losses
+        if rank_plan is not plan:
+            _api._sums(plan, module, n_threads, losses, None)
+            rank_losses = np.empty_like(losses)
         if plan.pred.size:
-            folded = _api.fold(plan.lead_shape, plan.inputs + [losses, ranks],
-                               inputs_ok_to_copy=range(len(plan.inputs)))
-            kernel(*plan.make_args(folded[:-2]), *folded[-2:], n_threads, 0.0)
+            folded = _api.fold(rank_plan.lead_shape, rank_plan.inputs + [rank_losses, ranks],
+                               inputs_ok_to_copy=range(len(rank_plan.inputs)))
+            kernel(*rank_plan.make_args(folded[:-2]), *folded[-2:], n_threads, 0.0)
     denominators, samples = _denominators(name, plan, options)
     partial = LossPartial(name, plan.dtype.name, _fingerprint(name, options, plan.pred.ndim),
                           ExactSum.of(losses), denominators, samples)
@@ -276,7 +287,7 @@ def _plain(value):
 
 def _denominators(name, plan, options):
     """({mean name: ExactSum of its denominator}, sample count)."""
-    kernel = plan.kernel
+    kernel = plan.kernel.removesuffix("_ext")   # z_loss and softcap leave the weights alone
     samples = math.prod(plan.lead_shape)
     if kernel.endswith("_index"):
         return {"mean": _index_weights(plan)}, samples

@@ -77,11 +77,11 @@ def evaluate(name, pred, target, *, reduction=None, return_partial=False, backen
 
 def build(name, pred, target, *, backend=None, n_threads=None, **options):
     """The lazy merged partial (a ``dask.delayed`` object) of :func:`evaluate`."""
+    da = require_dask()
     from dask import delayed
     from . import _api
     from ._eval import _check_loss_keywords
     from ._validate import check_axis
-    da = require_dask()
     given = {k: v for k, v in options.items() if v is not None}
     _check_loss_keywords(name, given)
     pred, target = _as_dask(da, pred, "pred"), _as_dask(da, target, "target")
