@@ -121,6 +121,18 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch, c
     assert not path.exists()
 
 
+@pytest.mark.parametrize("name, problem", [("missing/demo.png", "no directory"),
+                                           ("demo.txt", "expected a file name ending in one of")])
+def test_a_plot_path_matplotlib_cannot_write_is_refused_before_the_run(tmp_path, capsys, name,
+                                                                        problem):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / name
+    assert _demo.run(parse(["--steps", "5", "--plot", str(path)])) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and problem in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and not path.exists()
+
+
 def test_the_command_line_runs_the_demo(capsys):
     from crossent.__main__ import main
     assert main(["demo", "--steps", "20"]) == 0

@@ -100,8 +100,8 @@ WRONG_TARGET_SHAPES = {"2d": ((7, 5), -1, (6,)), "3d-axis-1": ((4, 5, 3), 1, (4,
                        "3d-axis-1-too-short": ((4, 5, 3), 1, (4,))}
 
 
-@pytest.mark.parametrize("target_dtype", [np.int64, np.int32, np.float64],
-                         ids=["int64", "int32", "float64"])
+@pytest.mark.parametrize("target_dtype", [np.int64, np.int32, np.float64, np.bool_],
+                         ids=["int64", "int32", "float64", "bool"])
 @pytest.mark.parametrize("case", list(WRONG_TARGET_SHAPES))
 @pytest.mark.parametrize("name", MULTICLASS)
 def test_wrong_target_shape_names_both_shapes(backend_or_default, name, case, target_dtype):
@@ -130,6 +130,18 @@ def test_multiclass_target_shape_mismatch_names_both_shapes(backend_or_default, 
     message = str(info.value)
     assert str(args[0].shape) in message, f"message does not name the predictions' shape: {message}"
     assert str(target.shape) in message, f"message does not name the target's shape: {message}"
+
+
+@pytest.mark.parametrize("name", MULTICLASS)
+def test_bool_targets_of_either_shape_name_both_shapes(backend_or_default, name):
+    """SPEC §1.3: bool is neither class indices nor probabilities."""
+    function, args, _ = LOSSES[name]
+    x = args[0]
+    for target in (np.zeros(x.shape[:-1], bool), np.zeros(x.shape, bool)):
+        info = assert_raises_untouched(ValueError, TARGET_NAME, function, x, target,
+                                       backend=backend_or_default)
+        message = str(info.value)
+        assert str(x.shape) in message and str(target.shape) in message, message
 
 
 def test_nll_loss_refuses_floating_targets(backend):

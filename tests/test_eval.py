@@ -3,6 +3,7 @@ arrays equals the exact rule of ``crossent.loss_partial`` over the whole
 arrays bit for bit (within rounding of the one-shot call), memory is mapped a
 chunk at a time, and every bad file gives one clear error line."""
 import json
+import os
 import math
 import mmap
 import subprocess
@@ -434,6 +435,20 @@ def test_python_dash_m_crossent_eval(good_files):
                            *good_files, "--json", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["samples"] == N_ROWS
+
+
+def test_a_closed_pipe_ends_the_command_quietly(good_files):
+    """`crossent eval ... | head -1`: the reader has gone when the table is
+    written; exit status 1, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "crossent", "eval", "cross_entropy",
+                               *good_files, "--quiet"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_progress_fallback_without_tqdm(capsys, monkeypatch, good_files):

@@ -6,6 +6,7 @@ that importing crossent never pays for the CLI's imports.
 """
 import argparse
 import importlib
+import os
 import sys
 
 # sub-command -> (module, one-line help)
@@ -32,7 +33,15 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     module = importlib.import_module(args._module)
-    return module.run(args)
+    try:
+        status = module.run(args)
+        sys.stdout.flush()      # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader went away (`crossent eval ... | head -1`): no traceback,
+        # and no second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

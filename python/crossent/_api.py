@@ -29,10 +29,10 @@ def _docstring(text):
 
 
 def _mean(total, denominator):
-    """total / denominator in float64; 0/0 is nan (as PyTorch), x/0 is ±inf."""
-    if denominator:
-        return total / denominator
-    return math.nan if total == 0 or math.isnan(total) else math.copysign(math.inf, total)
+    """total / denominator in float64; a zero denominator gives nan whatever
+    the total (SPEC §1.5; PyTorch gives ±inf where negative weights cancel
+    over a nonzero total)."""
+    return total / denominator if denominator else math.nan
 
 
 LossSums = namedtuple("LossSums", "loss_sum denominator dtype backend")
@@ -65,7 +65,7 @@ def _sums(plan, module, n_threads, losses, grad, acc=(0.0, 0.0)):
 
 
 def finish_reduction(sums, reduction):
-    """The reduced loss from its sums: "sum" or "mean" (0/0 is nan, as PyTorch)."""
+    """The reduced loss from its sums: "sum" or "mean" (nan over a zero denominator)."""
     dtype = sums.dtype
     if reduction == "sum":
         return dtype.type(sums.loss_sum)

@@ -10,6 +10,7 @@ gradient carries ``sigma'(z) ~ e^-|z|`` and stalls; the cross-entropy gradient
 ``run_experiment`` returns the numbers; ``format_report`` prints them;
 ``plot_experiment`` draws them (matplotlib is imported only there).
 """
+import os
 import sys
 
 import numpy as np
@@ -210,12 +211,30 @@ def add_arguments(parser):
                         help="draw sigma, the gradients and the training curves into PNG")
 
 
+def plot_path_problem(path):
+    """Why matplotlib could not write the plot to path, or None: checked
+    before the run, so that a typo costs no training."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"no directory {directory}"
+    from matplotlib.backend_bases import FigureCanvasBase
+    extension = os.path.splitext(path)[1][1:].lower()
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if extension and extension not in supported:
+        return f"expected a file name ending in one of {', '.join('.' + e for e in sorted(supported))}"
+    return None
+
+
 def run(args):
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401  (checked before the run, used by plot_experiment)
         except ImportError:
             print(PLOT_HINT, file=sys.stderr)
+            return 2
+        problem = plot_path_problem(args.plot)
+        if problem:
+            print(f"crossent demo: --plot {args.plot}: {problem}", file=sys.stderr)
             return 2
     try:
         result = run_experiment(seed=args.seed, steps=args.steps, step_size=args.step_size,
@@ -225,6 +244,10 @@ def run(args):
         return 2
     print(format_report(result))
     if args.plot is not None:
-        plot_experiment(result, args.plot, backend=args.backend)
+        try:
+            plot_experiment(result, args.plot, backend=args.backend)
+        except OSError as exc:
+            print(f"crossent demo: --plot {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"plot written to {args.plot}")
     return 0

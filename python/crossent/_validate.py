@@ -373,6 +373,13 @@ def _target_kind(t, x, axis, soft_allowed, ignore_index, pred_name):
     """"index" or "soft", after checking the target's dtype and shape."""
     if t.dtype.kind in "iu":
         return "index"
+    if t.dtype.kind == "b":     # neither kind of target (SPEC §1.3), nor a TypeError's dtype
+        if not soft_allowed:
+            raise _not_class_indices(pred_name, x.shape, axis, t)
+        raise ValueError(f"target: expected integer class indices of shape "
+                         f"{x.shape[:axis] + x.shape[axis + 1:]} or floating probabilities of "
+                         f"shape {x.shape} (the shape of {pred_name}), got bool target of shape "
+                         f"{t.shape}")
     if t.dtype.kind != "f" and not is_bfloat16(t.dtype):
         raise TypeError(f"target: expected integer class indices or floating probabilities, "
                         f"got dtype {t.dtype}")
