@@ -338,3 +338,21 @@ def test_cli_with_a_local_cluster_of_its_own(tmp_path):
     assert report["workers"] == 2 and len(report["worker_peak_mb"]) == 2
     assert report["loss"] == float(crossent.evaluate("cross_entropy", concatenated(preds),
                                                      concatenated(labels)))
+
+
+def test_a_use_backend_block_reaches_the_tasks_threads(monkeypatch):
+    """use_backend holds for its own thread; the threaded scheduler's
+    workers are others, so the block's choice travels with the tasks."""
+    seen = []
+    real = crossent_dask.loss_partial
+    monkeypatch.setattr(crossent_dask, "loss_partial",
+                        lambda *args, backend=None, **kwargs:
+                        seen.append(backend) or real(*args, backend=backend, **kwargs))
+    rng = np.random.default_rng(8)
+    logits, labels = make_inputs("cross_entropy", rng, 300)
+    with crossent.use_backend("numpy"):
+        got = crossent_dask.evaluate("cross_entropy", chunked(logits, 100), labels,
+                                     scheduler="threads")
+    assert seen == ["numpy"] * 3
+    assert got == crossent.loss_partial("cross_entropy", logits, labels,
+                                        backend="numpy").result()

@@ -7,6 +7,7 @@ environment variable ``CROSSENT_BACKEND`` forces the start-up default, and
 ``CROSSENT_SIMD=baseline`` forces the portable (non-AVX) kernels.
 """
 import contextlib
+import contextvars
 import importlib
 import os
 import warnings
@@ -21,7 +22,10 @@ _MODULES = {
 MAX_THREADS = 1024
 
 _available: dict = {}   # backend name -> kernel module
-_state = {"default": None, "n_threads": None}
+_state = {"default": None, "start_up": None, "n_threads": None}
+# use_backend's choice, for the thread (or asyncio task) that made it only;
+# None: the process-wide default.
+_chosen_here = contextvars.ContextVar("crossent_backend", default=None)
 
 
 # libgomp's worker threads spin after each parallel region by default; on a
@@ -51,20 +55,20 @@ def _load_backends():
 
 def _choose_default():
     forced = os.environ.get("CROSSENT_BACKEND", "").strip()
-    if forced:
-        if forced in _available:
-            return forced
-        warnings.warn(
-            f"crossent: CROSSENT_BACKEND={forced!r} is not available "
-            f"(available: {', '.join(_available)}); using {next(iter(_available))!r}",
-            RuntimeWarning, stacklevel=3)
+    if forced in _available:
+        return forced
     best = next(iter(_available))
+    problems = []
+    if forced:
+        problems.append(f"CROSSENT_BACKEND={forced!r} is not available "
+                        f"(available: {', '.join(_available)}); using {best!r}")
     if best == "numpy":
-        warnings.warn(
-            "crossent: no compiled backend is built, so the slow NumPy reference is in use. "
+        problems.append(
+            "no compiled backend is built, so the slow NumPy reference is in use. "
             "Reinstall from source with a C compiler to get the compiled kernels: "
-            "pip install --force-reinstall --no-binary crossent crossent",
-            RuntimeWarning, stacklevel=3)
+            "pip install --force-reinstall --no-binary crossent crossent")
+    if problems:    # one warning, however many reasons (SPEC §5)
+        warnings.warn("crossent: " + "; and ".join(problems), RuntimeWarning, stacklevel=3)
     return best
 
 
@@ -74,13 +78,19 @@ def backends():
 
 
 def get_backend():
-    """The name of the current default backend."""
-    return _state["default"]
+    """The name of the backend in use here: the one a ``use_backend`` block
+    of this thread chose, else the process-wide default."""
+    return _chosen_here.get() or _state["default"]
 
 
-def check_backend_name(name):
+def chosen_here():
+    """The backend a ``use_backend`` block of this thread chose, or None."""
+    return _chosen_here.get()
+
+
+def check_backend_name(name, expected="a backend name (str) or None"):
     if not isinstance(name, str):
-        raise TypeError(f"backend: expected a backend name (str) or None, got {type(name).__name__}")
+        raise TypeError(f"backend: expected {expected}, got {type(name).__name__}")
     if name not in _MODULES:
         raise ValueError(f"backend: expected one of {', '.join(ORDER)}, got {name!r}")
     if name not in _available:
@@ -90,25 +100,31 @@ def check_backend_name(name):
 
 
 def set_backend(name):
-    """Make ``name`` ("cython", "c" or "numpy") the default backend."""
-    _state["default"] = check_backend_name(name)
+    """Make ``name`` ("cython", "c" or "numpy") the process-wide default
+    backend; None restores the start-up default (the fastest built, or
+    ``CROSSENT_BACKEND``).  Inside a ``use_backend`` block it also replaces
+    that block's choice until the block ends."""
+    name = _state["start_up"] if name is None else check_backend_name(name)
+    _state["default"] = name
+    if _chosen_here.get() is not None:
+        _chosen_here.set(name)
 
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager: use backend ``name`` inside the ``with`` block."""
-    previous = _state["default"]
-    set_backend(name)
+    """Context manager: use backend ``name`` inside the ``with`` block, in
+    this thread (or asyncio task) only; other threads keep theirs."""
+    token = _chosen_here.set(check_backend_name(name, "a backend name (str)"))
     try:
         yield name
     finally:
-        _state["default"] = previous
+        _chosen_here.reset(token)
 
 
 def module(name=None):
-    """The kernel module of backend ``name`` (None: the default)."""
+    """The kernel module of backend ``name`` (None: the one in use here)."""
     if name is None:
-        return _available[_state["default"]]
+        return _available[_chosen_here.get() or _state["default"]]
     return _available[check_backend_name(name)]
 
 
@@ -149,7 +165,7 @@ def get_num_threads():
 def defaults():
     """(the default backend's module, the default thread count) in one call,
     for the facade's fast paths, where a microsecond is most of a call."""
-    return _available[_state["default"]], _state["n_threads"] or _CORES
+    return _available[_chosen_here.get() or _state["default"]], _state["n_threads"] or _CORES
 
 
 def resolve_n_threads(n):
@@ -157,4 +173,4 @@ def resolve_n_threads(n):
 
 
 _load_backends()
-_state["default"] = _choose_default()
+_state["default"] = _state["start_up"] = _choose_default()

@@ -79,7 +79,9 @@ def build(name, pred, target, *, backend=None, n_threads=None, **options):
     """The lazy merged partial (a ``dask.delayed`` object) of :func:`evaluate`."""
     da = require_dask()
     from dask import delayed
-    from . import _api
+    from . import _api, _backends
+    # a use_backend block holds for this thread only: its choice goes with the tasks
+    backend = backend or _backends.chosen_here()
     from ._eval import _check_loss_keywords
     from ._validate import check_axis
     given = {k: v for k, v in options.items() if v is not None}
