@@ -226,11 +226,14 @@ static double CE_FN(sum_exp_shifted)(const CE_REAL *z, ptrdiff_t n, CE_REAL shif
 /* sum_c w_c * coef_c * (shift - z_c) and sum_c w_c * coef_c, with
  * coef_c = y_c * keep + spread (y NULL: y_c = 1; w NULL: w_c = 1).  Every
  * term of the first sum is >= 0 when shift is the row max, so the loss
- * log(sum)*W + D adds two non-negative numbers: no cancellation. */
+ * log(sum)*W + D adds two non-negative numbers: no cancellation.  With
+ * limits, a class of weight 0 at an infinite gap (z_c = -inf, or the row's
+ * one +inf beside a finite z_c) adds 0, the limit of 0 * log p_c as
+ * p_c -> 0, not 0 * inf; other terms are the same. */
 CE_INLINE double CE_FN(weighted_gap_loop)(const CE_REAL *z, const CE_REAL *y, const double *w,
                                           double keep, double spread, ptrdiff_t n,
                                           CE_REAL shift, double *weight_total, int has_y,
-                                          int has_w)
+                                          int has_w, int limits)
 {
     double gap[CE_LANES] = {0}, wsum[CE_LANES] = {0};
     for (ptrdiff_t i = 0; i < n; i += CE_LANES) {
@@ -238,7 +241,10 @@ CE_INLINE double CE_FN(weighted_gap_loop)(const CE_REAL *z, const CE_REAL *y, co
         for (int j = 0; j < len; j++) {
             double coef = (has_y ? (double)y[i + j] * keep : keep) + spread;
             double wc = (has_w ? w[i + j] : 1.0) * coef;
-            gap[j] += wc * CE_FN(gap)(z[i + j], shift);
+            double g = CE_FN(gap)(z[i + j], shift), term = wc * g;
+            if (limits && wc == 0 && g == INFINITY)
+                term = 0.0;
+            gap[j] += term;
             wsum[j] += wc;
         }
     }
@@ -250,13 +256,21 @@ static double CE_FN(weighted_gap_sum)(const CE_REAL *z, const CE_REAL *y, const 
                                       double keep, double spread, ptrdiff_t n, CE_REAL shift,
                                       double *weight_total)
 {
+    double d;
     if (y && w)
-        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 1);
-    if (y)
-        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 0);
-    if (w)
-        return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 1);
-    return CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 0);
+        d = CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 1, 0);
+    else if (y)
+        d = CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 1, 0, 0);
+    else if (w)
+        d = CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 1, 0);
+    else
+        d = CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, 0, 0, 0);
+    /* NaN: a NaN logit (NaN again below), or 0 * inf, whose limit is 0.
+     * The select would slow every row's loop by 2x, so only these rows take it. */
+    if (d != d)
+        d = CE_FN(weighted_gap_loop)(z, y, w, keep, spread, n, shift, weight_total, y != NULL,
+                                     w != NULL, 1);
+    return d;
 }
 
 /* ---- elementwise blocks ------------------------------------------------ */

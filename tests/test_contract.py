@@ -330,6 +330,15 @@ def test_empty_activation(backend, function):
     assert result.shape == ((0,) if function is crossent.logsumexp else (0, 3))
 
 
+def test_logsumexp_of_an_empty_row_is_a_scalar_minus_inf(backend):
+    """As scipy.special.logsumexp: a 1-D input gives a scalar, empty or not."""
+    for z in (np.zeros(0), np.zeros(0, np.float32), np.zeros(3)):
+        result = crossent.logsumexp(z, backend=backend)
+        assert isinstance(result, np.generic) and result.dtype == z.dtype
+    assert crossent.logsumexp(np.zeros(0), backend=backend) == -np.inf
+    assert crossent.logsumexp(np.zeros((2, 0)), backend=backend).tolist() == [-np.inf, -np.inf]
+
+
 # ---------------------------------------------------------------- non-finite values
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -377,6 +386,25 @@ def test_nan_logit_poisons_its_row_only(backend, function):
     assert np.isnan(crossent.logsumexp(z, backend=backend)[1])
 
 
+def test_non_finite_and_overflowing_inputs_warn_on_no_backend(backend):
+    """The compiled kernels compute inf and NaN silently, as C does; the
+    NumPy reference does the same."""
+    inf = np.inf
+    big = np.array([3e38, -3e38], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crossent.softmax(np.array([[inf, inf], [-inf, -inf]]), backend=backend)
+        crossent.log_softmax(np.array([[inf, 0.0], [np.nan, 1.0]]), backend=backend)
+        crossent.mse_loss(big, -big, return_grad=True, backend=backend)
+        crossent.cross_entropy(np.array([[inf, -inf, 0.0]]), np.array([[0.0, 1.0, 0.0]]),
+                               return_grad=True, backend=backend)
+        crossent.binary_cross_entropy_with_logits(np.array([inf, -inf, np.nan]),
+                                                  np.array([0.0, 1.0, 1.0]), return_grad=True,
+                                                  backend=backend)
+        crossent.kl_div(np.array([[-inf, 0.0]]), np.array([[0.0, 1.0]]), return_grad=True,
+                        backend=backend)
+
+
 def test_infinite_logits_give_the_limit(backend):
     inf = np.inf
     z = np.array([inf, -inf, inf, -inf])
@@ -412,6 +440,36 @@ def test_plus_infinite_logit_takes_all_probability(backend):
     assert crossent.logsumexp(z, backend=backend)[0] == inf
     assert crossent.cross_entropy(z[:1], [0], backend=backend) == 0.0
     assert crossent.cross_entropy(z[:1], [1], backend=backend) == inf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_soft_targets_of_an_impossible_class_give_the_limit(backend, dtype):
+    """SPEC §1.7: y_c = 0 where p_c = 0 (z_c = -inf, or another logit +inf)
+    adds 0 * log 0 = 0, as class indices do; a class the target wants with
+    p_c = 0 costs inf, and a NaN still gives NaN."""
+    inf = np.inf
+    z = np.array([[0.0, -inf, 1.0], [inf, 0.0, -inf], [2.0, -inf, -inf], [0.0, -inf, 1.0],
+                  [np.nan, -inf, 1.0]], dtype)
+    y = np.array([[0.25, 0.0, 0.75], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0],
+                  [0.5, 0.0, 0.5]], dtype)
+    expected = [-(0.25 * np.log(1 / (1 + np.e)) + 0.75 * np.log(np.e / (1 + np.e))), 0.0, 0.0,
+                inf, np.nan]
+    for weight in (None, np.array([1.5, 2.0, 0.5])):
+        scale = [1.0] * 5 if weight is None else [None, 1.5, 1.5, None, None]
+        losses, grad = crossent.cross_entropy(z, y, weight=weight, reduction="none",
+                                              return_grad=True, backend=backend)
+        assert losses.dtype == dtype
+        np.testing.assert_allclose(losses[1:3], np.multiply(expected[1:3], scale[1:3]))
+        assert losses[3] == inf and np.isnan(losses[4])
+        if weight is None:
+            np.testing.assert_allclose(losses[0], expected[0], rtol=1e-6)
+        assert np.isfinite(losses[:3]).all() and np.isfinite(grad[:3]).all()
+        assert grad[0, 1] == 0 and (grad[1:3] == 0).all()
+        with_options = crossent.cross_entropy(z[[0, 2]], y[[0, 2]], weight=weight, z_loss=1e-4,
+                                              reduction="none", backend=backend)
+        assert np.isfinite(with_options).all()   # (z_loss * lse^2 is inf where lse is)
+    smoothed = crossent.cross_entropy(z[:1], y[:1], label_smoothing=0.1, backend=backend)
+    assert smoothed == inf   # smoothing gives the impossible class a share of the target
 
 
 def test_finite_inputs_give_finite_results(backend):

@@ -131,7 +131,7 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     if z.size == 0:
         if not keeps_class_axis:
             result[...] = -np.inf   # log of an empty sum
-        return result
+        return result[()] if out is None and result.ndim == 0 else result
     if axis is None:
         lead_shape, operands = z.shape, [z, result]
     else:

@@ -335,7 +335,11 @@ def _soft_loss(logp, y3, class_weight, label_smoothing, with_grad):
     gradient with respect to the logits (None without with_grad)."""
     y = _smoothed_soft_targets(y3, label_smoothing)
     wy = y if class_weight is None else y * class_weight.astype(logp.dtype)
-    loss = -np.sum(wy * logp, axis=-1)
+    with np.errstate(invalid="ignore"):
+        terms = wy * logp
+    # a class of weight 0 and probability 0 adds the limit of 0 * log p, 0
+    terms = np.where((wy == 0) & (logp == -np.inf), 0, terms)
+    loss = -np.sum(terms, axis=-1)
     grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy if with_grad else None
     return loss, grad
 
@@ -539,14 +543,17 @@ def nll_index_eval(x3, target2, class_weight, sample_weight2, ignore_index, loss
 
 # ------------------------------------------- 2-byte predictions (float16, bfloat16)
 
-def _widening_half(kernel):
-    """``kernel`` reading a float16 or bfloat16 first operand as float32, as
-    the compiled kernels read it (the widening is exact)."""
+def _as_compiled(kernel):
+    """``kernel`` as the compiled kernels behave: a float16 or bfloat16 first
+    operand read as float32 (the widening is exact), and no floating-point
+    warnings (an overflow or an inf - inf in the arithmetic gives its inf or
+    NaN result silently, as in C)."""
     @functools.wraps(kernel)   # (its signature too: tests compare it with the table's)
     def run(x, *rest):
         if x.dtype.itemsize == 2 and x.dtype.kind in "fV":
             x = x.astype(np.float32)
-        return kernel(x, *rest)
+        with np.errstate(all="ignore"):
+            return kernel(x, *rest)
     return run
 
 
@@ -555,5 +562,5 @@ for _name in ("sigmoid", "log_sigmoid", "softmax", "log_softmax", "logsumexp", "
               "softmax_xent_soft", "categorical_xent_index", "categorical_xent_soft", "nll_index",
               "softmax_xent_index_ext", "softmax_xent_soft_ext", "softmax_xent_index_eval",
               "categorical_xent_index_eval", "nll_index_eval", "outside_unit_count"):
-    globals()[_name] = _widening_half(globals()[_name])
+    globals()[_name] = _as_compiled(globals()[_name])
 del _name
