@@ -381,6 +381,41 @@ def test_axis_none_takes_every_entry_as_one_row(default_backend, name, layout):
     np.testing.assert_allclose(want, reference, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("axes", [(1, 2), (0, 3), (3, 0, 1), (-1,), (), (0, 1, 2, 3)])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_a_tuple_of_axes_takes_their_entries_as_one_row(backend, name, axes):
+    """As scipy.special's tuple axis: the same values, the row function's
+    bits over the entries gathered, out= too."""
+    special = pytest.importorskip("scipy.special")
+    z = np.random.default_rng(7).standard_normal((3, 4, 5, 2))
+    function = getattr(crossent, name)
+    got = function(z, axis=axes, backend=backend)
+    want = getattr(special, name)(z, axis=axes)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    normal = tuple(a % z.ndim for a in axes)
+    others = [a for a in range(z.ndim) if a not in normal]
+    rows = z.transpose(others + list(normal)).reshape(
+        tuple(z.shape[a] for a in others) + (-1,))
+    by_rows = function(rows, backend=backend)
+    if name == "logsumexp":
+        assert np.asarray(got).tobytes() == np.asarray(by_rows).tobytes()
+    else:
+        out = np.empty_like(z)
+        assert function(z, axis=axes, out=out, backend=backend) is out
+        np.testing.assert_array_equal(out, got)
+        back = by_rows.reshape(z.transpose(others + list(normal)).shape)
+        np.testing.assert_array_equal(got, back.transpose(np.argsort(others + list(normal))))
+
+
+@pytest.mark.parametrize("bad, error", [((1, 1), "expected distinct axes"),
+                                        ((0, 4), r"expected an int in \[-4, 3\]"),
+                                        ((0.5,), "expected an int")])
+def test_a_bad_tuple_of_axes_says_what_is_wrong(bad, error):
+    with pytest.raises((ValueError, TypeError), match=error):
+        crossent.softmax(np.zeros((2, 3, 4, 5)), axis=bad)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(), (1, 10), (300, 7), (5000,)])
 @pytest.mark.parametrize("case", ["plain", "weight", "pos_weight", "sum", "smoothing",

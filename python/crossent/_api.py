@@ -113,6 +113,8 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     ``axis``; ``keeps_class_axis`` is False for logsumexp, whose result drops it."""
     if axis is None and kernel not in ("sigmoid", "log_sigmoid"):
         return _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis)
+    if isinstance(axis, tuple) and kernel not in ("sigmoid", "log_sigmoid"):
+        return _over_axes(kernel, x, axis, out, backend, n_threads, keeps_class_axis)
     if out is None:
         result = _fast_activation(kernel, x, axis, backend, n_threads)
         if result is not None:
@@ -152,6 +154,29 @@ def _run_activation(kernel, x, axis, out, backend, n_threads, keeps_class_axis=T
     if out is None and result.ndim == 0:
         return result[()]
     return result
+
+
+def _over_axes(kernel, x, axes, out, backend, n_threads, keeps_class_axis):
+    """softmax, log_softmax or logsumexp over a tuple of axes: their entries
+    as one row, as ``scipy.special``'s tuple ``axis`` (a copy of z when the
+    axes are not its last ones, in order)."""
+    z = as_prediction(x, "z")
+    axes = tuple(check_axis(a, z.ndim, "z") for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis: expected distinct axes, got {axes} for the {z.ndim}-d z")
+    others = [a for a in range(z.ndim) if a not in axes]
+    order = others + list(axes)
+    moved = z.transpose(order)
+    rows = moved.reshape(moved.shape[:len(others)] + (-1,))
+    result = _run_activation(kernel, rows, -1, None, backend, n_threads, keeps_class_axis)
+    if not keeps_class_axis:
+        return result
+    back = result.reshape(moved.shape).transpose(np.argsort(order))
+    if out is None:
+        return np.ascontiguousarray(back)
+    checked = check_out(out, z.shape, compute_dtype(z.dtype, "z"), [z])
+    checked[...] = back
+    return checked
 
 
 def _over_all_entries(kernel, x, out, backend, n_threads, keeps_class_axis):
@@ -316,7 +341,8 @@ def softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
 
     Max-shifted, so no overflow. ``out`` may be ``z`` itself. Arguments and
     dtypes as :func:`sigmoid`, plus ``axis`` (the class axis, default last;
-    ``None``: every entry as one row, as ``scipy.special.softmax``).
+    ``None``: every entry as one row, and a tuple of axes their entries, as
+    ``scipy.special.softmax``).
 
     Example
     -------
@@ -331,7 +357,7 @@ def log_softmax(z, axis=-1, *, out=None, backend=None, n_threads=None):
 
     Max-shifted; no ``log(0)``, so very negative logits give large finite
     values, not ``-inf``. ``out`` may be ``z`` itself; ``axis=None`` takes
-    every entry as one row (as :func:`softmax`).
+    every entry as one row, a tuple of axes their entries (as :func:`softmax`).
 
     Example
     -------
@@ -345,8 +371,9 @@ def logsumexp(z, axis=-1, *, backend=None, n_threads=None):
     """``log Σ_k exp(z_k)`` along ``axis``, max-shifted (as ``scipy.special.logsumexp``).
 
     Returns an array of ``z``'s shape without ``axis`` (a scalar for 1-D input
-    or ``axis=None``, which takes every entry), in the computation dtype. An
-    empty axis gives ``-inf``.
+    or ``axis=None``, which takes every entry), in the computation dtype;
+    ``axis`` may be a tuple of axes, reduced together. An empty axis gives
+    ``-inf``.
 
     Example
     -------

@@ -36,11 +36,13 @@ def sigmoid(z: _Input, *, out: _FloatArray | None = None, backend: _Backend | No
             n_threads: int | None = None) -> _FloatArray: ...
 def log_sigmoid(z: _Input, *, out: _FloatArray | None = None, backend: _Backend | None = None,
                 n_threads: int | None = None) -> _FloatArray: ...
-def softmax(z: _Input, axis: int | None = -1, *, out: _FloatArray | None = None,
+_Axes = int | tuple[int, ...] | None
+
+def softmax(z: _Input, axis: _Axes = -1, *, out: _FloatArray | None = None,
             backend: _Backend | None = None, n_threads: int | None = None) -> _FloatArray: ...
-def log_softmax(z: _Input, axis: int | None = -1, *, out: _FloatArray | None = None,
+def log_softmax(z: _Input, axis: _Axes = -1, *, out: _FloatArray | None = None,
                 backend: _Backend | None = None, n_threads: int | None = None) -> _FloatArray: ...
-def logsumexp(z: _Input, axis: int | None = -1, *, backend: _Backend | None = None,
+def logsumexp(z: _Input, axis: _Axes = -1, *, backend: _Backend | None = None,
               n_threads: int | None = None) -> Any: ...
 
 # ---------------------------------------------------------------- losses
