@@ -119,6 +119,45 @@ def test_activations_of_tensors_are_numpy(torch):
     np.testing.assert_array_equal(crossent.sigmoid(torch.from_numpy(z).T), crossent.sigmoid(z.T))
 
 
+@pytest.mark.parametrize("backend", crossent.backends())
+def test_tensors_take_the_outputs_in_place(torch, backend):
+    """out= and grad_out= take a writable CPU tensor as they take an ndarray:
+    the kernels write its memory, and the result is the NumPy view of it."""
+    z, t = logits_and_labels()
+    grad = torch.full(z.shape, 7.0)
+    loss, got = crossent.cross_entropy(z, t, return_grad=True, grad_out=grad, backend=backend)
+    want_loss, want = crossent.cross_entropy(z, t, return_grad=True, backend=backend)
+    assert isinstance(got, np.ndarray) and np.shares_memory(got, grad.numpy())
+    assert loss == want_loss and grad.numpy().tobytes() == want.tobytes()
+    out = torch.empty(z.shape)
+    assert np.shares_memory(crossent.log_softmax(z, out=out, backend=backend), out.numpy())
+    np.testing.assert_array_equal(out.numpy(), crossent.log_softmax(z, backend=backend))
+    in_place = torch.from_numpy(z.copy())
+    crossent.softmax(in_place, out=in_place, backend=backend)
+    np.testing.assert_array_equal(in_place.numpy(), crossent.softmax(z, backend=backend))
+    pair = (torch.empty(z.shape[0]), torch.empty(z.shape[0]))
+    grad_hess = crossent.objectives.binary_logistic(z[:, 0], (t % 2).astype(z.dtype), out=pair)
+    assert all(np.shares_memory(a, b.numpy()) for a, b in zip(grad_hess, pair))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda torch, shape: torch.empty(shape, requires_grad=True), "that requires grad"),
+    (lambda torch, shape: torch.empty(shape, dtype=torch.float64), "expected dtype float32"),
+    (lambda torch, shape: torch.empty(shape[::-1]).T, "expected a C-contiguous array"),
+])
+def test_tensors_that_cannot_take_an_output_are_refused(torch, make, message):
+    z, t = logits_and_labels()
+    bad = make(torch, z.shape)
+    with pytest.raises(ValueError, match=message):
+        crossent.cross_entropy(z, t, return_grad=True, grad_out=bad)
+
+
+def test_a_read_only_jax_array_cannot_take_an_output(jnp):
+    z, _ = logits_and_labels()
+    with pytest.raises(ValueError, match="out: expected a writable array"):
+        crossent.softmax(z, out=jnp.zeros(z.shape, z.dtype))
+
+
 def test_jax_inputs_give_the_bits_of_their_numpy_views(jnp):
     z, t = logits_and_labels()
     ours = crossent.cross_entropy(jnp.asarray(z), jnp.asarray(t), return_grad=True)

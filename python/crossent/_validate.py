@@ -204,7 +204,7 @@ def check_out(out, shape, dtype, inputs, name="out", contiguous=False, in_place_
     of ``inputs`` itself (in place, for activations, when ``in_place_ok``) or
     not overlapping them."""
     if not isinstance(out, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+        out = _output_view(out, name)
     if out.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got shape {out.shape}")
     if out.dtype != dtype:
@@ -219,6 +219,25 @@ def check_out(out, shape, dtype, inputs, name="out", contiguous=False, in_place_
         if np.may_share_memory(out, x):
             raise ValueError(f"{name}: must not overlap the input arrays")
     return out
+
+
+def _output_view(out, name):
+    """A DLPack array given as an output (a torch tensor) as the ndarray over
+    its memory, which the kernels then write; never a copy."""
+    what = f"{name}: expected a numpy.ndarray or a writable CPU array with __dlpack__"
+    if not hasattr(out, "__dlpack__"):
+        raise ValueError(f"{what}, got {type(out).__name__}")
+    device = out.__dlpack_device__() if hasattr(out, "__dlpack_device__") else (_DLPACK_CPU, 0)
+    if int(device[0]) != _DLPACK_CPU:
+        raise ValueError(f"{what}, got a {type(out).__name__} on device {_device_name(out, device)}")
+    if getattr(out, "requires_grad", False):
+        raise ValueError(f"{what}, got a {type(out).__name__} that requires grad (autograd "
+                         f"would not see the write)")
+    try:
+        return np.from_dlpack(out)
+    except (BufferError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{what}, got a {type(out).__name__} NumPy cannot write through "
+                         f"DLPack ({exc})") from None
 
 
 def _same_view(a, b):

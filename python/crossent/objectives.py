@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _backends
 from ._reference_objectives import FLOOR_THEN_WEIGH, RESIDUAL, WEIGH_THEN_FLOOR
-from ._validate import as_array, compute_dtype, fold, is_real
+from ._validate import as_array, check_out, compute_dtype, fold, is_real
 
 __all__ = ["binary_logistic", "softmax", "focal", "HESSIANS"]
 
@@ -149,20 +149,8 @@ def _outputs(out, shape, dtype, inputs):
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise TypeError("out: expected a pair (grad_out, hess_out) of arrays, "
                         f"got {type(out).__name__}")
-    checked = []
-    for name, array in zip(("out[0] (grad)", "out[1] (hess)"), out):
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{name}: expected a numpy.ndarray, got {type(array).__name__}")
-        if array.shape != shape:
-            raise ValueError(f"{name}: expected shape {shape}, got shape {array.shape}")
-        if array.dtype != dtype:
-            raise ValueError(f"{name}: expected dtype {dtype}, got dtype {array.dtype}")
-        if not array.flags.writeable:
-            raise ValueError(f"{name}: expected a writable array, got a read-only one")
-        for x in inputs:
-            if x is not None and np.may_share_memory(array, x):
-                raise ValueError(f"{name}: must not overlap the input arrays")
-        checked.append(array)
+    checked = [check_out(array, shape, dtype, inputs, name=name, in_place_ok=False)
+               for name, array in zip(("out[0] (grad)", "out[1] (hess)"), out)]
     if np.may_share_memory(checked[0], checked[1]) and checked[0].size:
         raise ValueError("out: the gradient and the Hessian arrays must not overlap")
     return tuple(checked)
