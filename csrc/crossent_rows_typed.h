@@ -1334,18 +1334,24 @@ CE_INLINE CE_REAL CE_FN(softcap_slope)(CE_REAL v, double cap)
     return (CE_REAL)(1.0 - t * t);
 }
 
-/* grad_c = (scale_e*exp(v_c - shift) - scale_w*w_c*coef_c) * slope_c, with
- * coef_c = y_c*keep + spread (y NULL: 1) and slope_c the softcap's
- * (cap 0: 1).  Reads v_c before writing grad_c, so v may be grad. */
+/* grad_c = ((scale_e*e_c - scale_w*w_c*coef_c) + scale_z*e_c) * slope_c,
+ * with e_c = exp(v_c - shift), coef_c = y_c*keep + spread (y NULL: 1) and
+ * slope_c the softcap's (cap 0: 1); the z-loss's scale_z*e_c is added only
+ * when scale_z is not 0, after the plain part has cancelled, so that a
+ * small z-loss gradient keeps its digits (as the reference adds it).
+ * Reads v_c before writing grad_c, so v may be grad. */
 static void CE_FN(ext_grad_pass)(const CE_REAL *v, const CE_REAL *y, const double *w,
-                                 CE_REAL shift, CE_REAL scale_e, CE_REAL scale_w, CE_REAL keep,
-                                 CE_REAL spread, double cap, CE_REAL *grad, ptrdiff_t n)
+                                 CE_REAL shift, CE_REAL scale_e, CE_REAL scale_z,
+                                 CE_REAL scale_w, CE_REAL keep, CE_REAL spread, double cap,
+                                 CE_REAL *grad, ptrdiff_t n)
 {
+    int z_loss = scale_z != 0;
     for (ptrdiff_t c = 0; c < n; c++) {
-        CE_REAL vc = v[c];
+        CE_REAL vc = v[c], e = CE_FN(shifted_exp)(vc, shift);
         CE_REAL coef = y ? y[c] * keep + spread : 1;
         CE_REAL wc = w ? (CE_REAL)w[c] : 1;
-        CE_REAL g = scale_e * CE_FN(shifted_exp)(vc, shift) - scale_w * (wc * coef);
+        CE_REAL g = scale_e * e - scale_w * (wc * coef), with_z = g + scale_z * e;
+        g = z_loss ? with_z : g;
         grad[c] = cap != 0 ? g * CE_FN(softcap_slope)(vc, cap) : g;
     }
 }
@@ -1398,9 +1404,10 @@ static CE_REAL CE_FN(ce_softmax_xent_ext_row)(const CE_REAL *z, const CE_REAL *y
     }
     *lse_out = (CE_REAL)lse;
     if (grad) {
-        /* The z-loss adds 2*z_loss*w*lse to p_c's coefficient. */
-        double a_total = z_loss != 0 ? a + 2 * z_loss * w_sample * lse : a;
-        CE_REAL scale_e = (CE_REAL)(grad_scale * a_total / sum);
+        /* The z-loss adds 2*z_loss*w*lse*p_c to the gradient: its own scale. */
+        CE_REAL scale_e = (CE_REAL)(grad_scale * a / sum);
+        CE_REAL scale_z = (CE_REAL)(z_loss != 0 ? grad_scale * 2 * z_loss * w_sample * lse / sum
+                                                : 0.0);
         if (y == NULL) {
             CE_REAL v_t = v[target], e_t = CE_FN(shifted_exp)(v_t, shift);
             /* One class: p_t = 1 and the plain part a*p_t - a is exactly 0
@@ -1408,11 +1415,13 @@ static CE_REAL CE_FN(ce_softmax_xent_ext_row)(const CE_REAL *z, const CE_REAL *y
             CE_REAL target_term = n == 1 ? (CE_REAL)(grad_scale * a)
                                          : (CE_REAL)(grad_scale * w_sample * (keep + spread));
             CE_REAL g_t = scale_e * e_t - target_term;
-            CE_FN(ext_grad_pass)(v, NULL, class_weight, shift, scale_e,
+            if (scale_z != 0)
+                g_t = g_t + scale_z * e_t;
+            CE_FN(ext_grad_pass)(v, NULL, class_weight, shift, scale_e, scale_z,
                                  (CE_REAL)(grad_scale * spread), 1, 0, softcap, grad, n);
             grad[target] = softcap != 0 ? g_t * CE_FN(softcap_slope)(v_t, softcap) : g_t;
         } else {
-            CE_FN(ext_grad_pass)(v, y, class_weight, shift, scale_e, (CE_REAL)grad_scale,
+            CE_FN(ext_grad_pass)(v, y, class_weight, shift, scale_e, scale_z, (CE_REAL)grad_scale,
                                  (CE_REAL)keep, (CE_REAL)spread, softcap, grad, n);
         }
     }

@@ -119,6 +119,22 @@ def test_backends_agree_with_the_reference_and_threads_do_not_change_bits(compil
     assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()
 
 
+@pytest.mark.parametrize("z, target, z_loss, want", [
+    (np.array([[1e-3, -100.0, -100.0]], np.float32), [0], 1e-4, 2e-7),
+    (np.array([[1e200, 0.0]]), [0], 1e-300, 2e-100),
+    (np.array([[1e-3, -100.0, -100.0]], np.float32),
+     np.array([[1.0, 0.0, 0.0]], np.float32), 1e-4, 2e-7),
+], ids=["float32-index", "float64-index", "float32-soft"])
+def test_a_small_z_loss_gradient_keeps_its_digits(backend, z, target, z_loss, want):
+    """Where the plain part of the target's gradient cancels (p_t = 1), the
+    z-loss's 2*z_loss*lse*p_t is what is left: added after the cancellation,
+    not folded into p_t's coefficient, where (1 + 2e-7) rounds to 1 + 2.4e-7."""
+    target = np.asarray(target)
+    _, grad = crossent.cross_entropy(z, target, z_loss=z_loss, reduction="sum",
+                                     return_grad=True, backend=backend)
+    np.testing.assert_allclose(grad[0, 0], want, rtol=1e-6)
+
+
 def test_every_simd_variant_gives_the_same_bits():
     cython = pytest.importorskip("crossent._cython_backend")
     rng = np.random.default_rng(5)
