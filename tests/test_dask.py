@@ -176,7 +176,9 @@ def test_cli_on_zarr_arrays(capsys, tmp_path):
     store = tmp_path / "run.zarr"
     status, out, err = run_cli(capsys, "cross_entropy", f"{store}:logits", f"{store}:labels")
     assert status == 0, err
-    assert np.float32(out) == crossent.evaluate("cross_entropy", logits, labels)
+    first = out.splitlines()[0]
+    assert first.startswith("cross_entropy (mean)") and "rows  " in out and "workers" in out
+    assert np.float32(first.split()[-1]) == crossent.evaluate("cross_entropy", logits, labels)
     status, _, err = run_cli(capsys, "cross_entropy", f"{store}:nothing", f"{store}:labels")
     assert status == 1 and "PRED: cannot open the Zarr array" in err and "nothing" in err
     status, _, err = run_cli(capsys, "cross_entropy", str(store), f"{store}:labels")
@@ -356,3 +358,24 @@ def test_a_use_backend_block_reaches_the_tasks_threads(monkeypatch):
     assert seen == ["numpy"] * 3
     assert got == crossent.loss_partial("cross_entropy", logits, labels,
                                         backend="numpy").result()
+
+
+def test_the_dask_path_takes_the_logit_transforms_and_refuses_metrics(capsys, tmp_path):
+    preds, labels = write_shards(tmp_path)
+    logits, targets = concatenated(preds), concatenated(labels)
+    status, out, err = run_cli(capsys, "cross_entropy", preds, labels, "--z-loss", "1e-3",
+                               "--softcap", "3", "--json")
+    assert status == 0, err
+    want = crossent.evaluate("cross_entropy", logits, targets, z_loss=1e-3, softcap=3.0)
+    assert json.loads(out)["loss"] == float(want)
+    status, out, err = run_cli(capsys, "cross_entropy", preds, labels, "--metrics", "accuracy")
+    assert status == 1 and "--metrics: not on the Dask path" in err and out == ""
+
+
+def test_an_option_no_loss_has_is_a_type_error():
+    rng = np.random.default_rng(3)
+    logits, labels = make_inputs("cross_entropy", rng, 200)
+    for keyword in ("bogus", "metrics", "chunk_rows"):
+        with pytest.raises(TypeError, match=f"{keyword}: not an option of a loss"):
+            crossent_dask.evaluate("cross_entropy", chunked(logits, 100), labels,
+                                   **{keyword: 1})

@@ -90,6 +90,7 @@ def test_cross_entropy_takes_z_loss_and_softcap(tmp_path, capsys):
 @pytest.mark.parametrize("extra, words", [
     ([], "--linear-weight"),
     (["--alpha", "0.5"], "--alpha"),
+    (["--metrics", "top5"], "--metrics"),
 ])
 def test_misuse_is_one_error_line(tmp_path, capsys, extra, words):
     _, paths = _files(tmp_path, np.random.default_rng(5))

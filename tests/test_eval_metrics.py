@@ -101,6 +101,23 @@ def test_weights_and_ignored_rows_follow_the_loss(backend, loss):
         assert got[name] == pytest.approx(expected, rel=1e-13)
 
 
+@pytest.mark.parametrize("loss", RANKED)
+def test_float32_predictions_keep_the_weights_float64(backend, loss):
+    """The metrics weigh rows by the weights given, not by their float32
+    roundings: equal to scikit-learn's, and 1 when every row is correct."""
+    rng = np.random.default_rng(12)
+    pred, target = multiclass_data(loss, rng, rows=1000, classes=10, dtype=np.float32)
+    class_weight = np.linspace(0.5, 2.0, 10)
+    sample_weight = rng.uniform(0.1, 2.0, 1000)
+    got = crossent.evaluate(loss, pred, target, weight=class_weight, sample_weight=sample_weight,
+                            backend=backend, metrics="accuracy,top3,top10")
+    row_weight = class_weight[target] * sample_weight
+    for name, k in (("accuracy", 1), ("top3", 3)):   # (the sums' order apart: 1e-16)
+        expected = sklearn_top_k(pred, target, k, sample_weight=row_weight)
+        assert got[name] == pytest.approx(expected, rel=1e-14, abs=0), name
+    assert got["top10"] == 1.0
+
+
 @pytest.mark.parametrize("transforms", [{"z_loss": 0.01}, {"softcap": 2.5},
                                         {"z_loss": 0.01, "softcap": 2.5}])
 def test_logit_transforms_change_the_loss_not_the_predictions_ranks(backend, transforms):

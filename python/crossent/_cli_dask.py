@@ -49,8 +49,22 @@ def run(args):
     if args.json:
         print(json.dumps(report))
     else:
-        print(loss)
+        print(_table(args.loss, report, loss))
     return 0
+
+
+def _table(loss_name, report, loss):
+    """The human-readable report, as the files' one: the loss, then what
+    was read, by how many workers and how fast."""
+    rate = report["rows_per_second"]
+    lines = [(f"{loss_name} ({report['reduction']})", str(loss)),
+             ("rows", f"{report['rows']:,}"),
+             ("rows/s", "-" if rate is None else f"{rate:,.0f}"),
+             ("chunks", f"{report['chunks']:,}"),
+             ("workers", str(report["workers"]) if report["workers"] else "this process"),
+             ("seconds", f"{report['seconds']:.3g} ({report['backend']}, {report['dtype']})")]
+    width = max(len(name) for name, _ in lines)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in lines)
 
 
 def _error(exc, prefix=""):
@@ -66,6 +80,10 @@ def _evaluate(args):
         raise ValueError(f"--dask-workers: expected a positive int, got {args.dask_workers}")
     if args.scheduler and args.dask_workers is not None:
         raise ValueError("--scheduler and --dask-workers: give one of them, not both")
+    if args.metrics:
+        raise ValueError("--metrics: not on the Dask path (shard globs, Zarr arrays, "
+                         "--scheduler, --dask-workers), which gives the loss only; "
+                         "evaluate a .npy or .npz file for the metrics")
     chunk_rows = args.chunk_rows or rows_per_chunk(args.pred, "PRED", DEFAULT_CHUNK_BYTES)
     pred, pred_files = _open(args.pred, "PRED", chunk_rows)
     target, target_files = _open(args.target, "TARGET", chunk_rows)
@@ -73,7 +91,7 @@ def _evaluate(args):
         check_pairs(pred_files, target_files, "PRED", "TARGET")
     options = {"ignore_index": args.ignore_index, "label_smoothing": args.label_smoothing,
                "axis": args.axis, "alpha": args.alpha, "gamma": args.gamma,
-               "log_target": args.log_target}
+               "log_target": args.log_target, "z_loss": args.z_loss, "softcap": args.softcap}
     array_options = [(key, label) for key, label in _ARRAY_OPTIONS
                      if getattr(args, key) is not None]
     for key, label in array_options:

@@ -117,6 +117,9 @@ def _run_linear(args):
                               ("--axis", args.axis)):
             if value is not None:
                 raise ValueError(f"{option} does not apply to linear_cross_entropy")
+        if args.metrics:
+            raise ValueError("--metrics: linear_cross_entropy gives none but the perplexity, "
+                             "which its report always shows")
         report, mean = evaluate_linear_report(
             args.pred, args.target, args.linear_weight, bias=args.bias, weight=args.weight,
             sample_weight=args.sample_weight, ignore_index=args.ignore_index,

@@ -256,6 +256,9 @@ def _check_loss_keywords(loss, given):
         raise ValueError(f"loss: expected one of {', '.join(names)}, got {loss!r}")
     accepted = inspect.signature(getattr(_api, loss)).parameters
     for keyword in given:
+        if keyword not in _OPTIONS:
+            raise TypeError(f"{keyword}: not an option of a loss (the options: "
+                            f"{', '.join(_OPTIONS)})")
         if keyword not in accepted:
             takes = ", ".join(k for k in _OPTIONS if k in accepted) or "none of them"
             raise TypeError(f"{keyword} ({_OPTIONS[keyword]}) does not apply to {loss} "

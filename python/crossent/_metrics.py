@@ -28,7 +28,7 @@ import numpy as np
 from . import _api
 from ._blocking import BLOCK_ELEMS, BLOCK_ROWS
 from ._reference import ordered_sum
-from ._validate import class_weight as _class_weight
+from ._validate import as_array, class_weight as _class_weight
 
 RANKED_LOSSES = ("cross_entropy", "categorical_cross_entropy", "nll_loss")
 BINARY_LOSSES = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
@@ -96,6 +96,7 @@ class MetricSums:
         self.hits = {}          # k (or "binary") -> int count or float64 block-ordered sum
         self.brier = 0.0
         self.weight = 0         # Σ weights behind the binary metrics
+        self.rank_weight = 0    # Σ weights of the rows not ignored, behind the ranked ones
         self.n_classes = None
 
     @property
@@ -103,15 +104,19 @@ class MetricSums:
         return bool(self.ks)
 
     def add_ranks(self, ranks, target, class_weight, sample_weight, ignore_index):
-        """One chunk's ranks (lead shape, NaN where ignored) with its targets
-        and weights as the planner validated them."""
+        """One chunk's ranks (lead shape, NaN where ignored) with its targets,
+        class weights and the caller's sample weights (in float64, as given:
+        not rounded to float32 predictions' dtype, as scikit-learn takes them)."""
+        kept = target != ignore_index
         weights = None
         if class_weight is not None or sample_weight is not None:
-            kept = target != ignore_index
-            weights = np.ones(ranks.shape) if class_weight is None else np.where(
+            weights = np.where(kept, 1.0, 0.0) if class_weight is None else np.where(
                 kept, class_weight[np.where(kept, target, 0)], 0.0)
             if sample_weight is not None:
-                weights = weights * np.broadcast_to(sample_weight, ranks.shape).astype(np.float64)
+                weights = weights * _float64(sample_weight, ranks.shape)
+            self.rank_weight = ordered_sum(weights, BLOCK_ROWS, self.rank_weight)
+        else:
+            self.rank_weight += int(np.count_nonzero(kept))
         for k in self.ks:
             correct = ranks < min(k, self.n_classes)   # NaN (ignored) compares False
             if weights is None:
@@ -130,7 +135,7 @@ class MetricSums:
         weights = None
         for factor in (weight, sample_weight):
             if factor is not None:
-                factor = np.broadcast_to(factor, shape).astype(np.float64)
+                factor = _float64(factor, shape)
                 weights = factor if weights is None else weights * factor
         if "brier" in self.names:
             p = _api.sigmoid(np.ascontiguousarray(x), backend=backend,
@@ -159,8 +164,13 @@ class MetricSums:
             elif self.loss in BINARY_LOSSES:
                 values[name] = _api._mean(self.hits.get("binary", 0), self.weight)
             else:
-                values[name] = _api._mean(self.hits.get(top_k(name), 0), loss_sums.denominator)
+                values[name] = _api._mean(self.hits.get(top_k(name), 0), self.rank_weight)
         return values
+
+
+def _float64(weights, shape):
+    """The caller's weights (an array-like, a tensor) in float64, broadcast."""
+    return np.broadcast_to(as_array(weights, "weight").astype(np.float64), shape)
 
 
 def chunk_partial(loss, pred, target, metric_sums, *, backend, n_threads, **kwargs):
@@ -181,9 +191,9 @@ def chunk_partial(loss, pred, target, metric_sums, *, backend, n_threads, **kwar
                              f"float64 predictions (float32 counts exactly to 2**24)")
         metric_sums.add_ranks(ranks, plan.inputs[1],
                               _class_weight(kwargs.get("weight"), n_classes),
-                              plan.inputs[2], kwargs.get("ignore_index", -100))
+                              kwargs.get("sample_weight"), kwargs.get("ignore_index", -100))
     if metric_sums.binary:
-        metric_sums.add_binary(plan.inputs[0], plan.inputs[1], plan.inputs[2],
-                               plan.inputs[-1], loss == "binary_cross_entropy_with_logits",
-                               backend, n_threads)
+        metric_sums.add_binary(plan.inputs[0], plan.inputs[1], kwargs.get("weight"),
+                               kwargs.get("sample_weight"),
+                               loss == "binary_cross_entropy_with_logits", backend, n_threads)
     return partial
