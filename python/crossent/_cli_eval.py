@@ -57,6 +57,11 @@ def add_arguments(parser):
 def run(args):
     if args.loss == "linear_cross_entropy" or args.linear_weight or args.bias:
         return _run_linear(args)
+    from ._eval import loss_names
+    if args.loss not in loss_names():
+        print(f"crossent eval: error: LOSS: expected one of {', '.join(loss_names())}, or "
+              f"linear_cross_entropy (with --linear-weight), got {args.loss!r}", file=sys.stderr)
+        return 1
     if _cli_dask.wanted(args):   # shard globs, Zarr, a cluster
         return _cli_dask.run(args)
     options = {"z_loss": args.z_loss, "softcap": args.softcap,

@@ -162,7 +162,8 @@ def _plan(h, linear_weight, target, bias, weight, sample_weight, ignore_index, l
     pred_name = "h @ linear_weight.T"
     b = None
     if bias is not None:
-        b = as_operand(bias, dtype, "bias", (n_classes,), exact=True)
+        b = as_operand(bias, dtype, "bias", (n_classes,), exact=True,
+                       shape_is="one per class, a row of linear_weight")
     t = as_array(target, "target")
     kind = _target_kind(t, logits_shape, len(lead_shape), True, ignore_index, pred_name)
     if kind == "index":

@@ -167,14 +167,14 @@ def as_prediction(x, name):
     return x
 
 
-def as_operand(x, dtype, name, shape, exact=False):
+def as_operand(x, dtype, name, shape, exact=False, shape_is="the predictions' shape"):
     """A floating operand of computation dtype ``dtype`` broadcast to ``shape``
-    (``exact``: it must have exactly that shape)."""
+    (``exact``: it must have exactly that shape, which is ``shape_is``)."""
     x = as_array(x, name)
     if not is_real(x.dtype):
         raise TypeError(f"{name}: expected a real floating, integer or bool array, got dtype {x.dtype}")
     if exact and x.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape} (the predictions' shape), got shape {x.shape}")
+        raise ValueError(f"{name}: expected shape {shape} ({shape_is}), got shape {x.shape}")
     if x.dtype != dtype or not x.flags.aligned:
         x = x.astype(dtype)
     if x.shape != shape:
