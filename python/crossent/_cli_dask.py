@@ -11,6 +11,7 @@ import json
 import sys
 import time
 
+from ._cli_info import two_columns
 from ._stores import check_pairs, is_store_spec, open_store, rows_per_chunk, shard_partials
 
 _ARRAY_OPTIONS = (("weight", "--weight"), ("sample_weight", "--sample-weight"),
@@ -63,8 +64,7 @@ def _table(loss_name, report, loss):
              ("chunks", f"{report['chunks']:,}"),
              ("workers", str(report["workers"]) if report["workers"] else "this process"),
              ("seconds", f"{report['seconds']:.3g} ({report['backend']}, {report['dtype']})")]
-    width = max(len(name) for name, _ in lines)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in lines)
+    return two_columns(lines)
 
 
 def _error(exc, prefix=""):

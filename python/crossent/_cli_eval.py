@@ -4,6 +4,7 @@ import math
 import sys
 
 from . import _backends, _cli_dask
+from ._cli_info import two_columns
 from ._eval import evaluate_report
 
 
@@ -97,8 +98,7 @@ def _report_table(loss, report):
     lines += [("rows", f"{report.rows:,}"), ("rows/s", f"{rate:,.0f}"),
               ("read", f"{_size(report.bytes_read)} in {report.seconds:.3g} s "
                        f"({report.backend}, {report.dtype})")]
-    width = max(len(name) for name, _ in lines)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in lines)
+    return two_columns(lines)
 
 
 def _size(n_bytes):

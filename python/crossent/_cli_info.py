@@ -13,7 +13,13 @@ def run(args):
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        print(f"{key:<{width}}  {value}")
+    print(two_columns(info.items()))
     return 0
+
+
+def two_columns(pairs):
+    """(name, value) pairs as lines, the values aligned: the readable output
+    of crossent info and crossent eval."""
+    pairs = list(pairs)
+    width = max(len(name) for name, _ in pairs)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in pairs)

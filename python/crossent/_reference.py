@@ -335,10 +335,8 @@ def _soft_loss(logp, y3, class_weight, label_smoothing, with_grad):
     gradient with respect to the logits (None without with_grad)."""
     y = _smoothed_soft_targets(y3, label_smoothing)
     wy = y if class_weight is None else y * class_weight.astype(logp.dtype)
-    with np.errstate(invalid="ignore"):
-        terms = wy * logp
     # a class of weight 0 and probability 0 adds the limit of 0 * log p, 0
-    terms = np.where((wy == 0) & (logp == -np.inf), 0, terms)
+    terms = np.where((wy == 0) & (logp == -np.inf), 0, wy * logp)
     loss = -np.sum(terms, axis=-1)
     grad = np.exp(logp) * np.sum(wy, axis=-1, keepdims=True) - wy if with_grad else None
     return loss, grad

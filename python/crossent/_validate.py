@@ -76,12 +76,16 @@ def as_array(x, name):
     return _from_dlpack(x, name)
 
 
-def _from_dlpack(x, name):
+def _require_cpu(x, name):
     device = x.__dlpack_device__() if hasattr(x, "__dlpack_device__") else (_DLPACK_CPU, 0)
     if int(device[0]) != _DLPACK_CPU:
         raise ValueError(f"{name}: expected an array in CPU memory, got a {type(x).__name__} on "
                          f"device {_device_name(x, device)}; move it to the CPU first "
                          f"(torch: .cpu(), JAX: jax.device_get)")
+
+
+def _from_dlpack(x, name):
+    _require_cpu(x, name)
     if getattr(x, "requires_grad", False):
         # The values are read, never differentiated: the result is a NumPy
         # array outside the autograd graph (crossent.torch has the losses
@@ -227,9 +231,7 @@ def _output_view(out, name):
     what = f"{name}: expected a numpy.ndarray or a writable CPU array with __dlpack__"
     if not hasattr(out, "__dlpack__"):
         raise ValueError(f"{what}, got {type(out).__name__}")
-    device = out.__dlpack_device__() if hasattr(out, "__dlpack_device__") else (_DLPACK_CPU, 0)
-    if int(device[0]) != _DLPACK_CPU:
-        raise ValueError(f"{what}, got a {type(out).__name__} on device {_device_name(out, device)}")
+    _require_cpu(out, name)
     if getattr(out, "requires_grad", False):
         raise ValueError(f"{what}, got a {type(out).__name__} that requires grad (autograd "
                          f"would not see the write)")
